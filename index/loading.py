@@ -1,0 +1,201 @@
+"""Files on disk to `Document`s: decoding, HTML extraction, headline and date.
+
+A file is either loaded whole or rejected with a reason a user can act on (`RejectedFile`); nothing
+here guesses silently past a bad file. Plain text and Markdown are decoded (UTF-8 first, then
+whatever charset-normalizer finds) with newlines normalized; HTML goes through trafilatura.
+Markdown is kept as written: no rendering, only a `#` in front of the headline is dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from .errors import InputError, RejectedFile
+from .types import Document
+
+log = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = (".txt", ".md", ".markdown")
+HTML_SUFFIXES = (".html", ".htm")
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES
+DEFAULT_MAX_BYTES = 20_000_000
+TITLE_CHARS = 90
+HEADER_CHARS = 300
+
+# C0 controls other than tab and newline, and DEL: they only come from broken conversions.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
+_MONTH = r"(?P<month>jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_DATE_PATTERNS = (  # each yields named groups year, month, day
+    re.compile(r"\b(?P<year>(?:19|20)\d\d)-(?P<month>\d\d)-(?P<day>\d\d)\b"),
+    re.compile(r"(?<!\d)\d{1,2}:\d\d,?\s*(?P<day>\d{1,2})\.(?P<month>\d{1,2})\.(?P<year>\d{2}|\d{4})\b"),
+    re.compile(_MONTH + r"\s+(?P<day>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<year>(?:19|20)\d\d)\b", re.I),
+    re.compile(r"\b(?P<day>\d{1,2})(?:st|nd|rd|th)?\s+" + _MONTH + r",?\s+(?P<year>(?:19|20)\d\d)\b", re.I),
+)
+# "date 2023-10-19 " in front of the first line of the sample articles.
+_DATELINE = re.compile(r"^\s*date\s+\d{4}-\d\d-\d\d\b\s*", re.I)
+_TIME = re.compile(r"\d{1,2}:\d\d")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)]*\s+(?=\S)")
+
+
+def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    """The files to load under `paths`: named files as they are, folders searched recursively.
+
+    In folders only supported extensions count and hidden files and folders are skipped; a file
+    named explicitly is always yielded, so that `load_file` can say why it is not supported.
+    Raises `InputError` for a path that does not exist.
+    """
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise InputError(f"{path}: no such file or folder")
+        if path.is_dir():
+            found = []
+            for folder, dirs, files in os.walk(path):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                found += [Path(folder, f) for f in files
+                          if not f.startswith(".") and f.lower().endswith(SUPPORTED_SUFFIXES)]
+        else:
+            found = [path]
+        for file in sorted(found):
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                yield file
+
+
+def load_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
+    """Load one article; raises `RejectedFile` saying why it cannot be indexed."""
+    path = Path(path)
+    source = str(path)
+
+    def reject(reason: str) -> RejectedFile:
+        return RejectedFile(source, reason)
+
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise reject(f"unsupported file type {suffix or '(no extension)'}; "
+                     f"supported: {' '.join(SUPPORTED_SUFFIXES)}")
+    try:
+        if path.is_dir():
+            raise reject("is a folder, not a file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise reject(f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit for one file")
+        data = path.read_bytes()
+    except PermissionError:
+        raise reject("cannot be read: permission denied") from None
+    except OSError as e:
+        raise reject(f"cannot be read: {e.strerror or e}") from None
+    if not data:
+        raise reject("empty file")
+
+    if suffix in HTML_SUFFIXES:
+        if b"\x00" in data:
+            raise reject("binary file (contains NUL bytes), not HTML")
+        text, title, date = _extract_html(data)
+    else:
+        text, title, date = _decode(data, reject), None, None
+    text = _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    if not text.strip():
+        raise reject("no article text found in the page" if suffix in HTML_SUFFIXES
+                     else "contains only whitespace")
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Document(
+        doc_id=digest[:16],
+        source=source,
+        title=title or headline(text) or path.stem,
+        date=date or header_date(text),
+        text=text,
+        sha256=digest,
+    )
+
+
+def _decode(data: bytes, reject: Callable[[str], RejectedFile]) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):   # UTF-16 has NUL bytes: check its BOM first
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise reject("starts like UTF-16 text but does not decode as UTF-16") from None
+    if b"\x00" in data:
+        raise reject("binary file (contains NUL bytes), not text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data).best()
+        if best is None:
+            raise reject("not UTF-8 text and no encoding fits; save it as UTF-8") from None
+        log.info("decoded as %s, not UTF-8", best.encoding)
+        text = str(best)
+    sample = text[:100_000]  # enough to tell text from binary, and quick on a 20 MB file
+    printable = sum(c.isprintable() or c.isspace() for c in sample)
+    if printable < 0.9 * len(sample):
+        raise reject("mostly non-printable characters: looks binary, not text")
+    return text
+
+
+def _extract_html(data: bytes) -> tuple[str, str | None, str | None]:
+    """Article text, title and date of a page; falls back to all visible text for odd pages."""
+    import trafilatura
+
+    found = trafilatura.bare_extraction(data, with_metadata=True, include_comments=False)
+    text = (found.text or "") if found is not None else ""
+    if len(text.split()) < 20:  # trafilatura drops short pages it does not see as articles
+        plain = trafilatura.html2txt(data)
+        if len(plain.split()) > len(text.split()):
+            text = plain
+    if found is None:
+        return text, None, None
+    return text, (found.title or "").strip() or None, (found.date or "")[:10] or None
+
+
+def header_date(text: str) -> str | None:
+    """The ISO date given in the article's header (its first few hundred characters), if any.
+
+    Only the header counts: a date deep in the body is what the article is about, not its date.
+    """
+    head = text[:HEADER_CHARS]
+    matches = [m for p in _DATE_PATTERNS for m in p.finditer(head)]
+    for m in sorted(matches, key=lambda m: m.start()):
+        month = m["month"].lower()
+        month_no = int(month) if month.isdigit() else _MONTHS[month[:3]]
+        year = int(m["year"]) + (2000 if len(m["year"]) == 2 else 0)
+        try:
+            return dt.date(year, month_no, int(m["day"])).isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+def headline(text: str) -> str:
+    """The article's headline: its first line that is not a dateline or byline.
+
+    A line on its own is kept whole; when the article starts straight into a paragraph, its first
+    sentence is the title, cut at a word boundary near `TITLE_CHARS`.
+    """
+    for line in text.split("\n"):
+        line = _DATELINE.sub("", line).strip().lstrip("#").strip()
+        if not line or _is_byline(line):
+            continue
+        first = _SENTENCE_END.split(line, maxsplit=1)[0]
+        if len(first) <= TITLE_CHARS or (first == line and line[-1] not in ".!?" and len(line) <= 150):
+            return first
+        cut = first[:TITLE_CHARS + 1].rsplit(" ", 1)[0].rstrip(",;:-–— ")
+        return cut + "…"
+    return ""
+
+
+def _is_byline(line: str) -> bool:
+    words = line.split()
+    if len(words) > 8:
+        return False
+    return bool(re.match(r"(by|from|updated|published)\b", line, re.I) or _TIME.search(line)
+                or any(p.fullmatch(line) for p in _DATE_PATTERNS))

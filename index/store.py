@@ -1,0 +1,412 @@
+"""The on-disk index: passages, their vectors and the articles they come from.
+
+Layout of an index folder (nothing is pickled):
+
+    manifest.json             format version, embedder name and dimension, chunking parameters,
+                              generation, documents (metadata and content hashes), sha256 of each data file
+    vectors-000003.faiss      FAISS IndexFlatIP over L2-normalized vectors: inner product is cosine
+    passages-000003.sqlite    tables `documents` (with full texts) and `passages` (row -> chunk)
+
+A save writes a new generation beside the old one, then atomically replaces the manifest, then
+deletes what the manifest no longer names: a crash at any point leaves a loadable index. Passage
+metadata lives in memory; document texts are read from SQLite when asked for. Search is exact
+(flat index), which stays fast up to a few hundred thousand passages. One writer at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .chunking import ChunkingParams
+from .embedding import Embedder
+from .errors import CorruptIndexError, IndexMismatchError, IndexNotFoundError
+from .keyword import KeywordIndex
+from .types import Chunk, Document, DocumentInfo, Passage
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+# Files this module owns in an index folder (with leftovers of interrupted saves); others are left alone.
+_DATA_FILE = re.compile(r"(vectors-(\d{6})\.faiss|passages-(\d{6})\.sqlite)(-journal|-wal|-shm)?(\.tmp)?")
+_SCHEMA = """
+CREATE TABLE documents (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, title TEXT NOT NULL,
+                        date TEXT, sha256 TEXT NOT NULL, text TEXT NOT NULL);
+CREATE TABLE passages (row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, chunk INTEGER NOT NULL,
+                       start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL);
+"""
+
+
+def _rebuild_hint(index_dir: Path) -> str:
+    return f"rebuild it with `qa ingest PATH --rebuild`, or delete the folder {index_dir}"
+
+
+class Store:
+    """A searchable index of passages; build it with `create` or load it with `open`."""
+
+    def __init__(self, index_dir: Path, embedder: Embedder, chunking: ChunkingParams, dim: int):
+        # Use Store.create / Store.open: this only sets up an empty store.
+        import faiss
+
+        self.index_dir = Path(index_dir)
+        self.embedder = embedder
+        self.chunking = chunking
+        self.dim = dim
+        self.generation = 0
+        self.created = self.updated = _now()
+        self._docs: dict[str, DocumentInfo] = {}
+        self._chunks: list[Chunk] = []           # row i of the FAISS index is self._chunks[i]
+        self._vectors = faiss.IndexFlatIP(dim)
+        self._texts: dict[str, str] = {}         # texts not yet saved to the current SQLite file
+        # Read-only connection to the SQLite file of the loaded generation. Held open so that texts
+        # stay readable (on POSIX) even after another process saves and deletes that generation.
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        # Lookups built on first use and dropped on every change:
+        self._keyword: KeywordIndex | None = None
+        self._rows: dict[str, int] | None = None          # passage id -> row
+        self._by_source: dict[str, str] | None = None     # source (also duplicates) -> doc_id
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, index_dir: str | os.PathLike[str], embedder: Embedder,
+               chunking: ChunkingParams | None = None) -> Store:
+        """A new, empty index; nothing is written (an existing index there is replaced) until `save`."""
+        return cls(Path(index_dir), embedder, chunking or ChunkingParams(), int(embedder.dim))
+
+    @classmethod
+    def open_or_create(cls, index_dir: str | os.PathLike[str], embedder: Embedder,
+                       chunking: ChunkingParams | None = None) -> Store:
+        if (Path(index_dir) / MANIFEST).exists():
+            return cls.open(index_dir, embedder)
+        return cls.create(index_dir, embedder, chunking)
+
+    @classmethod
+    def open(cls, index_dir: str | os.PathLike[str], embedder: Embedder) -> Store:
+        """Load an index, checking its format, its embedder and every file's checksum."""
+        import faiss
+
+        index_dir = Path(index_dir)
+        manifest = _read_manifest(index_dir)
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"the index at {index_dir} has format version {manifest.get('format_version')!r}, "
+                f"this program reads version {FORMAT_VERSION}; {_rebuild_hint(index_dir)}")
+        try:
+            name, dim = str(manifest["embedder"]["name"]), int(manifest["embedder"]["dim"])
+            chunking = ChunkingParams.from_dict(manifest["chunking"])
+            files = {str(k): str(v) for k, v in manifest["files"].items()}
+            docs = {doc_id: DocumentInfo(doc_id=doc_id, source=d["source"], title=d["title"], date=d["date"],
+                                         sha256=d["sha256"], passages=int(d["passages"]),
+                                         also_at=tuple(d.get("also_at", ())))
+                    for doc_id, d in manifest["documents"].items()}
+            vectors_name = next(f for f in files if f.endswith(".faiss"))
+            db_name = next(f for f in files if f.endswith(".sqlite"))
+            generation = int(manifest["generation"])
+        except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as e:
+            raise CorruptIndexError(
+                f"{index_dir / MANIFEST} is incomplete ({type(e).__name__}: {e}); "
+                f"{_rebuild_hint(index_dir)}") from None
+        if name != embedder.name or dim != int(embedder.dim):
+            raise IndexMismatchError(
+                f"the index at {index_dir} was built with the embedder {name!r} ({dim} dimensions), "
+                f"not {embedder.name!r} ({embedder.dim} dimensions); use that embedder, "
+                f"or {_rebuild_hint(index_dir)}")
+        for filename, digest in files.items():
+            path = index_dir / filename
+            try:
+                actual = _sha256_file(path)
+            except OSError as e:
+                raise CorruptIndexError(f"the index file {path} is missing or unreadable ({e.strerror}); "
+                                        f"{_rebuild_hint(index_dir)}") from None
+            if actual != digest:
+                raise CorruptIndexError(f"the index file {path} was altered or truncated (checksum "
+                                        f"mismatch); {_rebuild_hint(index_dir)}")
+
+        store = cls(index_dir, embedder, chunking, dim)
+        store.generation, store._docs = generation, docs
+        store.created, store.updated = manifest.get("created", ""), manifest.get("updated", "")
+        try:
+            store._vectors = faiss.read_index(str(index_dir / vectors_name))
+            store._db = _connect(index_dir / db_name)
+            rows = store._db.execute('SELECT row, doc_id, chunk, start, "end", text FROM passages ORDER BY row')
+            store._chunks = [Chunk(doc_id, chunk, start, end, text) for _, doc_id, chunk, start, end, text in rows]
+        except (RuntimeError, sqlite3.Error) as e:
+            raise CorruptIndexError(f"cannot read the index at {index_dir} ({e}); "
+                                    f"{_rebuild_hint(index_dir)}") from None
+        if (store._vectors.ntotal != len(store._chunks) or store._vectors.d != dim
+                or Counter(c.doc_id for c in store._chunks) != Counter({i: d.passages for i, d in docs.items()})):
+            raise CorruptIndexError(f"the files of the index at {index_dir} do not agree with each other; "
+                                    f"{_rebuild_hint(index_dir)}")
+        return store
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    @property
+    def embedder_name(self) -> str:
+        return self.embedder.name
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    def __repr__(self) -> str:
+        return (f"Store({str(self.index_dir)!r}, {len(self._docs)} documents, {len(self)} passages, "
+                f"generation {self.generation})")
+
+    def search(self, query: str, k: int = 5) -> list[Passage]:
+        """The `k` passages closest in meaning to `query`; score is the cosine similarity."""
+        if not query.strip() or k <= 0 or not self._chunks:
+            return []
+        return self.search_vector(self.embedder.embed([query])[0], k)
+
+    def search_vector(self, vector: np.ndarray, k: int = 5) -> list[Passage]:
+        if k <= 0 or not self._chunks:
+            return []
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+        if query.shape[1] != self.dim:
+            raise ValueError(f"query vector has {query.shape[1]} dimensions, the index {self.dim}")
+        scores, rows = self._vectors.search(query, min(k, len(self._chunks)))
+        return [self._passage(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+
+    def keyword_search(self, query: str, k: int = 5) -> list[Passage]:
+        """The `k` best BM25 matches for `query`'s words; passages sharing no word are left out."""
+        with self._lock:
+            if self._keyword is None:
+                self._keyword = KeywordIndex().build([c.text for c in self._chunks])
+            keyword = self._keyword
+        return [self._passage(row, score) for row, score in keyword.search(query, k)]
+
+    def passages(self, ids: list[str]) -> list[Passage]:
+        """Passages by id, in the order asked, with score 0.
+
+        Unknown ids are skipped (a passage id goes away when its document changes), so the result
+        can be shorter than `ids`.
+        """
+        with self._lock:
+            if self._rows is None:
+                self._rows = {f"{c.doc_id}:{c.index}": row for row, c in enumerate(self._chunks)}
+            rows = self._rows
+        return [self._passage(rows[i]) for i in ids if i in rows]
+
+    def documents(self) -> list[DocumentInfo]:
+        return sorted(self._docs.values(), key=lambda d: d.source)
+
+    def document(self, doc_id: str) -> Document:
+        """The full article, e.g. to show a passage in context; KeyError for an unknown id."""
+        info = self._docs[doc_id]
+        text = self._texts.get(doc_id)
+        if text is None:
+            text = self._saved_text(doc_id)
+        return Document(doc_id, info.source, info.title, info.date, text, info.sha256)
+
+    def _saved_text(self, doc_id: str) -> str:
+        assert self._db is not None, "a document neither in memory nor saved"
+        with self._lock:
+            (text,) = self._db.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return text
+
+    def document_info(self, doc_id: str) -> DocumentInfo | None:
+        return self._docs.get(doc_id)
+
+    def document_for(self, source: str) -> DocumentInfo | None:
+        """The document indexed from `source`, as its main source or as an exact duplicate."""
+        if self._by_source is None:
+            self._by_source = {s: d.doc_id for d in self._docs.values() for s in (d.source, *d.also_at)}
+        doc_id = self._by_source.get(source)
+        return None if doc_id is None else self._docs[doc_id]
+
+    def _passage(self, row: int, score: float = 0.0) -> Passage:
+        c = self._chunks[row]
+        d = self._docs[c.doc_id]
+        return Passage(id=f"{c.doc_id}:{c.index}", doc_id=c.doc_id, source=d.source, title=d.title,
+                       date=d.date, text=c.text, start=c.start, end=c.end, score=score)
+
+    # -- changing --------------------------------------------------------------------------------
+
+    def add_document(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        """Add an article with its chunks and their vectors (row i embeds chunks[i])."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if doc.doc_id in self._docs:
+            raise ValueError(f"document {doc.doc_id} ({doc.source}) is already in the index")
+        if vectors.shape != (len(chunks), self.dim):
+            raise ValueError(f"expected vectors of shape {(len(chunks), self.dim)}, got {vectors.shape}")
+        if [(c.doc_id, c.index) for c in chunks] != [(doc.doc_id, i) for i in range(len(chunks))]:
+            raise ValueError(f"chunks do not belong to document {doc.doc_id} in order")
+        if len(chunks):
+            self._vectors.add(vectors)
+        self._chunks.extend(chunks)
+        self._docs[doc.doc_id] = DocumentInfo(doc.doc_id, doc.source, doc.title, doc.date, doc.sha256, len(chunks))
+        self._texts[doc.doc_id] = doc.text
+        self._changed()
+
+    def remove_document(self, doc_id: str) -> None:
+        """Remove an article and its passages; KeyError for an unknown id."""
+        del self._docs[doc_id]
+        rows = [row for row, c in enumerate(self._chunks) if c.doc_id == doc_id]
+        if rows:
+            self._vectors.remove_ids(np.asarray(rows, dtype=np.int64))  # keeps the other rows in order
+            self._chunks = [c for c in self._chunks if c.doc_id != doc_id]
+        self._texts.pop(doc_id, None)
+        self._changed()
+
+    def record_duplicate(self, doc_id: str, source: str) -> None:
+        """Note that `source` holds exactly the text of an indexed document."""
+        info = self._docs[doc_id]
+        if source != info.source and source not in info.also_at:
+            self._docs[doc_id] = replace(info, also_at=(*info.also_at, source))
+            self._changed(search=False)
+
+    def remove_source(self, source: str) -> bool:
+        """Forget `source`; its document goes too unless a duplicate elsewhere keeps it.
+
+        Returns True if a document was removed. KeyError if `source` is not in the index.
+        """
+        info = self.document_for(source)
+        if info is None:
+            raise KeyError(source)
+        if info.source == source and not info.also_at:
+            self.remove_document(info.doc_id)
+            return True
+        if info.source == source:
+            info = replace(info, source=info.also_at[0], also_at=info.also_at[1:])
+        else:
+            info = replace(info, also_at=tuple(s for s in info.also_at if s != source))
+        self._docs[info.doc_id] = info
+        self._changed(search=False)
+        return False
+
+    def _changed(self, search: bool = True) -> None:
+        self._by_source = None
+        if search:
+            self._keyword = self._rows = None
+
+    # -- saving ----------------------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Write a new generation of the index; the previous one stays valid until the last step."""
+        import faiss
+
+        folder = self.index_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        # Past every generation on disk, so that files left by an interrupted save are never reused.
+        generation = max([self.generation, *_generations(folder)]) + 1
+        vectors_path = folder / f"vectors-{generation:06d}.faiss"
+        db_path = folder / f"passages-{generation:06d}.sqlite"
+        faiss.write_index(self._vectors, str(vectors_path))
+        _fsync(vectors_path)
+        self._write_db(db_path)
+        _fsync(db_path)
+
+        updated = _now()
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "embedder": {"name": self.embedder.name, "dim": self.dim},
+            "chunking": self.chunking.as_dict(),
+            "generation": generation,
+            "created": self.created,
+            "updated": updated,
+            "passages": len(self._chunks),
+            "files": {p.name: _sha256_file(p) for p in (vectors_path, db_path)},
+            "documents": {d.doc_id: {"source": d.source, "title": d.title, "date": d.date, "sha256": d.sha256,
+                                     "passages": d.passages, "also_at": list(d.also_at)}
+                          for d in self._docs.values()},
+        }
+        tmp = folder / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+        _fsync(tmp)
+        os.replace(tmp, folder / MANIFEST)
+        _fsync(folder)
+        if self._db is not None:
+            self._db.close()
+        self.generation, self.updated, self._db = generation, updated, _connect(db_path)
+        self._texts.clear()
+        _remove_stale(folder, keep={MANIFEST, *manifest["files"]})
+        log.info("saved %s", self)
+
+    def _write_db(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+        con = sqlite3.connect(path)
+        try:
+            # A fresh file nobody reads before the manifest names it: no journal needed; we fsync it.
+            con.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;" + _SCHEMA)
+            for d in self._docs.values():
+                text = self._texts.get(d.doc_id)
+                if text is None:
+                    text = self._saved_text(d.doc_id)
+                con.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+                            (d.doc_id, d.source, d.title, d.date, d.sha256, text))
+            con.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?)",
+                            ((row, c.doc_id, c.index, c.start, c.end, c.text) for row, c in enumerate(self._chunks)))
+            con.commit()
+        finally:
+            con.close()
+
+
+def _read_manifest(index_dir: Path) -> dict:
+    path = index_dir / MANIFEST
+    if not path.is_file():
+        raise IndexNotFoundError(f"no index at {index_dir}; build one with `qa ingest PATH`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CorruptIndexError(f"cannot read {path} ({e}); {_rebuild_hint(index_dir)}") from None
+    if not isinstance(manifest, dict):
+        raise CorruptIndexError(f"{path} is not an index manifest; {_rebuild_hint(index_dir)}")
+    return manifest
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """A read-only connection, shared by threads (calls are serialized by the store's lock)."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+
+
+def _generations(folder: Path) -> list[int]:
+    return [int(m[2] or m[3]) for p in folder.iterdir() if (m := _DATA_FILE.fullmatch(p.name))]
+
+
+def _remove_stale(folder: Path, keep: set[str]) -> None:
+    """Delete earlier generations and leftovers of interrupted saves; other files are not ours."""
+    for path in folder.iterdir():
+        if path.name not in keep and (_DATA_FILE.fullmatch(path.name) or path.name == MANIFEST + ".tmp"):
+            try:
+                path.unlink()
+            except OSError as e:  # a reader may still hold it open on some systems; next save retries
+                log.warning("could not delete %s: %s", path, e)
+
+
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # folders cannot be opened on Windows; there, rename is durable enough
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
