@@ -1,0 +1,19 @@
+"""Answering questions about news articles, with a checked citation for every claim.
+
+    from qa import Assistant
+    bot = Assistant.load()                      # the index in QA_INDEX_DIR, the packaged chat model
+    answer = bot.ask("Who met Putin in Beijing?")
+    print(answer.text, answer.citations)
+"""
+
+from index.errors import (CorruptIndexError, IndexMismatchError, IndexNotFoundError, InputError, ModelError,
+                          QAError)
+
+from .answer import Answer, Citation, Timings
+from .assistant import Assistant, ask
+from .config import Settings
+
+__all__ = [
+    "Answer", "Assistant", "Citation", "CorruptIndexError", "IndexMismatchError", "IndexNotFoundError",
+    "InputError", "ModelError", "QAError", "Settings", "Timings", "ask",
+]

@@ -1,0 +1,64 @@
+"""The records an answer is made of. Frozen, so an answer can be shared between threads and cached."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from index import Passage
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One numbered source of an answer: the passage, and the span of it that supports the claim."""
+
+    n: int                 # the number used in the answer's [n] markers, from 1, in order of first use
+    passage_id: str
+    doc_id: str
+    source: str            # the article's file
+    title: str
+    date: str | None
+    text: str              # the whole cited passage
+    start: int             # passage offsets in the article's text
+    end: int
+    quote_start: int       # the supporting words (highlighted in the UI), also article offsets
+    quote_end: int
+    score: float           # retrieval score of the passage
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent, measured from the moment the question arrived."""
+
+    retrieval: float = 0.0
+    first_token: float = 0.0   # the first token the model produced
+    llm: float = 0.0           # inside the model call, prompt processing included
+    total: float = 0.0
+    prompt_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str                              # with [n] markers; on a refusal, a plain statement saying so
+    citations: tuple[Citation, ...] = ()
+    refused: bool = False
+    passages: tuple[Passage, ...] = ()     # what was shown to the model: "what was searched"
+    timings: Timings = field(default_factory=Timings)
+    notes: tuple[str, ...] = ()            # e.g. passages dropped to fit the context window
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_markdown(self) -> str:
+        """The answer with its numbered sources, for export or a terminal."""
+        lines = [self.text, ""]
+        for c in self.citations:
+            quote = c.text if not (c.quote_end > c.quote_start) else _span(c)
+            when = f", {c.date}" if c.date else ""
+            lines.append(f"[{c.n}] {c.title}{when} ({c.source}): “{quote}”")
+        return "\n".join(lines).rstrip()
+
+
+def _span(c: Citation) -> str:
+    lo, hi = c.quote_start - c.start, c.quote_end - c.start
+    return c.text[max(lo, 0):max(hi, 0)] or c.text

@@ -1,0 +1,212 @@
+"""The assistant: a question in, an answer out whose every claim is cited, or an honest refusal.
+
+One question goes through: cleaning and checking the question, retrieval (`retrieval.py`), a prompt
+trimmed to the context window (`prompt.py`), one constrained generation (`llm.py`), and the citation
+check (`citations.py`). The collaborators are passed in (a `Store`, a `Generator`), so tests run with
+fakes and the CLI, the UI and the Python API share one loaded model per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from index import Embedder, IngestReport, InputError, Passage, Store, default_embedder, ingest
+
+from . import citations, prompt
+from .answer import Answer, Citation, Timings
+from .config import Settings
+from .llm import Generator, LlamaGenerator
+from .retrieval import retrieve, standalone_query
+
+log = logging.getLogger(__name__)
+
+REFUSAL = "The articles don't say: none of the passages I found answers this question."
+History = Sequence[tuple[str, str]]
+
+# Phrases a model uses when it has nothing to say; such a reply is a refusal, whatever it cites.
+_NOTHING = re.compile(
+    r"\b(not (mentioned|stated|specified|provided|given|say|said|known|available|found|clear)|"
+    r"no (information|mention|details?)|does not (say|mention|specify|state|provide)|"
+    r"do not (say|mention|specify|state|provide)|unknown|cannot be determined)\b", re.IGNORECASE)
+
+_generators: dict[tuple, LlamaGenerator] = {}
+_generators_lock = threading.Lock()
+
+
+def shared_generator(settings: Settings, progress: bool = True) -> LlamaGenerator:
+    """One loaded model per (model, context, threads) per process."""
+    key = (settings.model, settings.context_size, settings.threads)
+    with _generators_lock:
+        if key not in _generators:
+            _generators[key] = LlamaGenerator(settings.model, context_size=settings.context_size,
+                                              threads=settings.threads, progress=progress)
+        return _generators[key]
+
+
+def clean_question(question: str, limit: int) -> str:
+    """The question without invisible and control characters; an InputError when nothing usable is left."""
+    if not isinstance(question, str):
+        raise InputError("the question must be text")
+    # Format (Cf: bidi overrides, zero-width, tag characters) and control characters (Cc) never carry
+    # meaning in a question, and can smuggle instructions past a reader.
+    kept = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
+                   for c in question if unicodedata.category(c) not in ("Cf", "Co", "Cs"))
+    kept = re.sub(r"\s+", " ", kept).strip()
+    if not kept:
+        raise InputError("the question is empty: type a question about the articles")
+    if len(kept) > limit:
+        raise InputError(f"the question is {len(kept):,} characters long; the limit is {limit:,}. "
+                         "Ask something shorter.")
+    if not re.search(r"\w", kept):
+        raise InputError("the question has no words in it: type a question about the articles")
+    return kept
+
+
+class Assistant:
+    def __init__(self, store: Store, generator: Generator, settings: Settings | None = None):
+        self.store = store
+        self.generator = generator
+        self.settings = settings or Settings.from_env()
+        self._store_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, index_dir: str | Path | None = None, *, model: str | None = None,
+             embedder: Embedder | None = None, generator: Generator | None = None,
+             progress: bool = True, **settings) -> Assistant:
+        """Open an existing index and the chat model (the packaged default unless `model` is given)."""
+        config = Settings.from_env(index_dir=index_dir, model=model, **settings)
+        store = Store.open(config.index_dir, embedder or default_embedder())
+        return cls(store, generator or shared_generator(config, progress), config)
+
+    @classmethod
+    def from_documents(cls, paths: Iterable[str | Path], index_dir: str | Path | None = None,
+                       **kwargs) -> Assistant:
+        """Index `paths` (files or folders) into `index_dir`, then open the assistant on it."""
+        config = Settings.from_env(index_dir=index_dir)
+        embedder = kwargs.get("embedder") or default_embedder()
+        ingest(list(paths), config.index_dir, embedder, progress=kwargs.get("progress", True))
+        return cls.load(config.index_dir, embedder=embedder, **{k: v for k, v in kwargs.items() if k != "embedder"})
+
+    # -- the index -------------------------------------------------------------------------------------
+
+    def add(self, paths: Iterable[str | Path], progress: bool = False) -> IngestReport:
+        """Ingest more articles; questions asked meanwhile see the old index, then the new one."""
+        report = ingest(list(paths), self.store.index_dir, self.store.embedder, progress=progress)
+        if report.added or report.updated or report.removed:
+            fresh = Store.open(self.store.index_dir, self.store.embedder)
+            with self._store_lock:
+                self.store = fresh
+        return report
+
+    def search(self, query: str, k: int | None = None) -> list[Passage]:
+        return retrieve(self.store, query, k or self.settings.passages)
+
+    # -- answering -------------------------------------------------------------------------------------
+
+    def ask(self, question: str, history: History = ()) -> Answer:
+        answer = None
+        for event in self.stream(question, history):
+            if isinstance(event, Answer):
+                answer = event
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, history: History = ()) -> Iterator[str | Answer]:
+        """Yield the answer's text as the model writes it, then the checked `Answer` (which may differ)."""
+        started = time.perf_counter()
+        question = clean_question(question, self.settings.max_question_chars)
+        history = [(clean_question(q, 10 * self.settings.max_question_chars), a) for q, a in history][-3:]
+        with self._store_lock:
+            store = self.store
+        passages = retrieve(store, standalone_query(question, history), self.settings.passages)
+        retrieved = time.perf_counter()
+        if not passages:
+            yield Answer(question, "The index holds no articles yet: add some with `qa ingest PATH`.",
+                         refused=True, timings=Timings(retrieval=retrieved - started, total=retrieved - started))
+            return
+
+        messages, passages, notes = self._fit(question, passages, history)
+        tokens = self.generator.count_tokens(messages)
+        reader = prompt.AnswerStream()
+        first = None
+        llm_start = time.perf_counter()
+        for piece in self.generator.generate(messages, max_tokens=self.settings.max_tokens,
+                                             grammar=prompt.grammar(len(passages))):
+            if first is None:
+                first = time.perf_counter()
+            visible = reader.feed(piece)
+            if visible:
+                yield visible
+        done = time.perf_counter()
+        answer = self._finish(question, prompt.parse_reply(reader.raw), passages, store)
+        yield replace(answer, notes=tuple(notes) + answer.notes, timings=Timings(
+            retrieval=retrieved - started, first_token=(first or done) - started, llm=done - llm_start,
+            total=time.perf_counter() - started, prompt_tokens=tokens))
+
+    def _fit(self, question: str, passages: list[Passage], history: History):
+        """Messages that fit the context window: the lowest-ranked passages go first, then the history."""
+        budget = self.generator.context_size - self.settings.max_tokens
+        shown = list(passages)
+        for earlier in (history, ()):
+            while True:
+                messages = prompt.build_messages(question, shown, earlier)
+                fits = self.generator.count_tokens(messages) <= budget
+                if fits or len(shown) == 1:
+                    break
+                shown.pop()
+            if fits:
+                break
+        notes = []
+        if len(shown) < len(passages):
+            notes.append(f"{len(passages) - len(shown)} lower-ranked passage(s) left out to fit the context window")
+        return messages, shown, notes
+
+    def _finish(self, question: str, reply: prompt.Reply, passages: list[Passage], store: Store) -> Answer:
+        refusal = Answer(question, REFUSAL, refused=True, passages=tuple(passages))
+        answer = reply.answer.strip()
+        if not answer or _NOTHING.search(answer):
+            return refusal
+        # The quote says where the answer came from better than the number does: small models often
+        # copy the right words but name the passage next to them.
+        chosen = reply.passage - 1 if 1 <= reply.passage <= len(passages) else 0
+        holder = _passage_with(reply.quote, passages, prefer=chosen)
+        cited = citations.check(f"{answer} [{holder + 1}]", passages, question)
+        if not cited:
+            return refusal
+        text, order = citations.render(cited)
+        cited_passages = [passages[i] for i in order]
+        missing = citations.missing_names(question, " ".join(store.document(p.doc_id).text for p in cited_passages))
+        if missing:
+            log.info("refusing: the cited articles never mention %s", ", ".join(missing))
+            return refusal
+        result = []
+        for n, p in enumerate(cited_passages, 1):
+            quote_start, quote_end = citations.locate(reply.quote, p) if p is passages[holder] else (p.start, p.end)
+            result.append(Citation(n=n, passage_id=p.id, doc_id=p.doc_id, source=p.source, title=p.title,
+                                   date=p.date, text=p.text, start=p.start, end=p.end,
+                                   quote_start=quote_start, quote_end=quote_end, score=p.score))
+        return Answer(question, text, tuple(result), refused=False, passages=tuple(passages))
+
+
+def _passage_with(quote: str, passages: Sequence[Passage], prefer: int) -> int:
+    """The position of the passage that contains `quote` (the model's own choice when it does, or on a tie)."""
+    from rapidfuzz import fuzz
+
+    quote = citations.fold(quote.strip())
+    if len(quote) < 8:
+        return prefer
+    scores = [fuzz.partial_ratio(quote, citations.fold(p.text)) for p in passages]
+    best = max(range(len(passages)), key=lambda i: (scores[i], i == prefer))
+    return prefer if scores[prefer] >= scores[best] - 1 or scores[best] < 80 else best
+
+
+def ask(question: str, index_dir: str | Path | None = None, history: History = (), **settings) -> Answer:
+    """Answer one question from the index at `index_dir` (default: QA_INDEX_DIR or the user data folder)."""
+    return Assistant.load(index_dir, **settings).ask(question, history)

@@ -1,0 +1,189 @@
+"""The `qa` command: ingest, index-info, ask, chat, eval and serve.
+
+Every `QAError` becomes a one-line message and exit status 2; no traceback reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from index import QAError, Store, default_embedder, ingest
+
+from .config import Settings
+
+
+def _settings(args) -> Settings:
+    return Settings.from_env(index_dir=args.index, model=getattr(args, "model", None),
+                             passages=getattr(args, "passages", None),
+                             context_size=getattr(args, "context", None), threads=getattr(args, "threads", None))
+
+
+def _assistant(args):
+    from .assistant import Assistant
+
+    s = _settings(args)
+    return Assistant.load(s.index_dir, model=s.model, passages=s.passages, context_size=s.context_size,
+                          threads=s.threads)
+
+
+def cmd_ingest(args) -> int:
+    s = _settings(args)
+    r = ingest(args.paths, s.index_dir, default_embedder(), prune=args.prune, rebuild=args.rebuild)
+    print(f"Index {s.index_dir}: {r.added} added, {r.updated} updated, {r.unchanged} unchanged, "
+          f"{r.removed} removed, {r.duplicates} duplicate(s), {len(r.rejected)} rejected; "
+          f"{r.chunks_embedded} passages embedded, {r.total_chunks} in the index; {r.seconds:.1f} s")
+    for rejection in r.rejected:
+        print(f"  rejected {rejection.source}: {rejection.reason}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    s = _settings(args)
+    store = Store.open(s.index_dir, default_embedder())
+    docs = store.documents()
+    print(f"Index {s.index_dir}: {len(docs)} articles, {len(store)} passages, embedder {store.embedder_name} "
+          f"({store.dim} dimensions), chunking {store.chunking.as_dict()}")
+    for d in docs:
+        print(f"  {d.date or '----------'}  {d.passages:3d} passages  {d.title[:70]}  ({Path(d.source).name})")
+    return 0
+
+
+def _print_answer(answer) -> None:
+    print(answer.text)
+    for c in answer.citations:
+        quote = c.text[c.quote_start - c.start:c.quote_end - c.start]
+        print(f"  [{c.n}] {c.title} ({Path(c.source).name}{', ' + c.date if c.date else ''})\n      “{quote}”")
+    for note in answer.notes:
+        print(f"  note: {note}")
+
+
+def cmd_ask(args) -> int:
+    bot = _assistant(args)
+    if args.json:
+        answer = bot.ask(args.question)
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    answer = None
+    for event in bot.stream(args.question):
+        if isinstance(event, str):
+            print(event, end="", flush=True)
+        else:
+            answer = event
+    print("\r\033[K" if sys.stdout.isatty() else "\n", end="")
+    _print_answer(answer)
+    print(f"  ({answer.timings.total:.1f} s)")
+    return 0
+
+
+def cmd_chat(args) -> int:
+    bot = _assistant(args)
+    print(f"Ask about the {len(bot.store.documents())} articles in {bot.store.index_dir}. "
+          "Empty line or Ctrl-D to quit, /clear to forget the conversation.")
+    history: list[tuple[str, str]] = []
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not question:
+            return 0
+        if question == "/clear":
+            history.clear()
+            continue
+        try:
+            answer = bot.ask(question, history)
+        except QAError as e:
+            print(f"error: {e}")
+            continue
+        _print_answer(answer)
+        history.append((question, answer.text))
+
+
+def cmd_eval(args) -> int:
+    from . import evaluation
+
+    questions = evaluation.load_questions(args.file)
+    bot = _assistant(args)
+
+    def show(r):
+        mark = "ok " if r.correct or (not r.question.answerable and r.answer.refused) else "BAD"
+        t = r.answer.timings
+        print(f"{mark} {r.question.id:8} first {t.first_token:5.1f}s total {t.total:5.1f}s "
+              f"cites {len(r.answer.citations)} supp {r.supporting} | {r.answer.text[:110]}", flush=True)
+
+    results = evaluation.run(bot, questions, on_result=None if args.quiet else show)
+    summary = {"model": bot.generator.name, "passages": bot.settings.passages,
+               **evaluation.summarize(results)}
+    print(json.dumps(summary, indent=2))
+    if args.output:
+        Path(args.output).write_text(json.dumps(
+            {"summary": summary, "answers": [{"id": r.question.id, **r.answer.to_dict()} for r in results]},
+            ensure_ascii=False, indent=1), encoding="utf-8")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from ui.app import serve
+
+    serve(_assistant(args), host=args.host, port=args.port)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qa", description="Ask questions about your news articles, with citations.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def command(name, func, help_):
+        c = sub.add_parser(name, help=help_)
+        c.add_argument("--index", metavar="DIR", help="index folder (default: QA_INDEX_DIR or ~/.local/share/qa/index)")
+        c.set_defaults(func=func)
+        return c
+
+    def model_options(c):
+        c.add_argument("--model", help="GGUF file or packaged model name (QA_MODEL)")
+        c.add_argument("--passages", type=int, help="passages shown to the model (QA_PASSAGES, default 4)")
+        c.add_argument("--context", type=int, help="context window in tokens (QA_CONTEXT, default 2048)")
+        c.add_argument("--threads", type=int, help="CPU threads (QA_THREADS, default: all cores)")
+
+    c = command("ingest", cmd_ingest, "add or update articles (files or folders) in the index")
+    c.add_argument("paths", nargs="+")
+    c.add_argument("--prune", action="store_true", help="drop articles whose files no longer exist")
+    c.add_argument("--rebuild", action="store_true", help="start a fresh index (for an old or broken one)")
+    command("index-info", cmd_info, "show what an index holds")
+    c = command("ask", cmd_ask, "answer one question")
+    c.add_argument("question")
+    c.add_argument("--json", action="store_true", help="print the answer, citations and timings as JSON")
+    model_options(c)
+    model_options(command("chat", cmd_chat, "a conversation in the terminal"))
+    c = command("eval", cmd_eval, "score a question file (JSON lines)")
+    c.add_argument("file")
+    c.add_argument("--output", metavar="FILE", help="also write every answer and the summary as JSON")
+    c.add_argument("--quiet", action="store_true", help="print the summary only")
+    model_options(c)
+    c = command("serve", cmd_serve, "start the browser app")
+    c.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    c.add_argument("--port", type=int, default=7860)
+    model_options(c)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except QAError as e:
+        print(f"qa: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qa: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

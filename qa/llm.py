@@ -1,0 +1,111 @@
+"""The local chat model: a thin, thread-safe wrapper around llama-cpp-python.
+
+`Generator` is the one-method protocol the assistant needs, so tests pass a fake. `LlamaGenerator`
+renders the chat with the model's own template, counts tokens exactly, refuses prompts that do not fit
+the context window (the assistant trims passages before that happens), and lets one generation run
+at a time: a `Llama` object is not safe to call from two threads. The prompt is rendered the same way
+every time, so llama.cpp reuses its KV cache for the unchanged prefix (system prompt, instructions).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from index.errors import ModelError, QAError
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, str]
+
+
+class Generator(Protocol):
+    name: str
+    context_size: int
+
+    def count_tokens(self, messages: list[Message]) -> int: ...
+
+    def generate(self, messages: list[Message], *, max_tokens: int = 256,
+                 grammar: str | None = None) -> Iterator[str]: ...
+
+
+class ContextOverflowError(QAError):
+    """The prompt does not fit the model's context window."""
+
+
+class LlamaGenerator:
+    """A GGUF chat model on the CPU. `model` is a path or a packaged model's name (see `qa.models`)."""
+
+    def __init__(self, model: str | os.PathLike | None = None, *, context_size: int = 2048,
+                 threads: int | None = None, seed: int = 0, progress: bool = True):
+        from .models import resolve_model
+
+        path = resolve_model(model, progress=progress)
+        try:
+            from llama_cpp import Llama
+        except ImportError as e:  # pragma: no cover - a broken install
+            raise ModelError(f"llama-cpp-python is not installed or broken ({e}): run `make install`") from e
+        try:
+            self._llm = Llama(model_path=str(path), n_ctx=context_size, n_threads=threads or os.cpu_count(),
+                              seed=seed, verbose=False)
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"could not load the model {path}: {e}") from e
+        self.path = Path(path)
+        self.name = self.path.stem
+        self.context_size = context_size
+        self._lock = threading.Lock()
+        self._grammars: dict[str, object] = {}
+        self._format = self._chat_formatter()
+
+    def _chat_formatter(self):
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        meta = self._llm.metadata
+        template = meta.get("tokenizer.chat_template")
+        if not template:
+            # ChatML: what most small instruct models expect when their file carries no template.
+            template = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
+                        "{% endfor %}<|im_start|>assistant\n")
+        token = self._llm._model.token_get_text  # noqa: SLF001 - the only way to name the special tokens
+        eos = token(self._llm.token_eos())
+        bos = token(self._llm.token_bos()) if self._llm.token_bos() >= 0 else ""
+        return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+
+    def render(self, messages: list[Message]) -> str:
+        return self._format(messages=messages).prompt
+
+    def _tokens(self, prompt: str) -> list[int]:
+        return self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        return len(self._tokens(self.render(messages)))
+
+    def _grammar(self, grammar: str):
+        if grammar not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            self._grammars[grammar] = LlamaGrammar.from_string(grammar, verbose=False)
+        return self._grammars[grammar]
+
+    def generate(self, messages: list[Message], *, max_tokens: int = 256,
+                 grammar: str | None = None) -> Iterator[str]:
+        prompt = self.render(messages)
+        needed = len(self._tokens(prompt)) + max_tokens
+        if needed > self.context_size:
+            raise ContextOverflowError(
+                f"the prompt needs {needed} tokens but the model's context holds {self.context_size}: "
+                "ask a shorter question or use fewer passages"
+            )
+        with self._lock:
+            stream = self._llm.create_completion(
+                prompt, max_tokens=max_tokens, temperature=0.0, stream=True,
+                grammar=self._grammar(grammar) if grammar else None,
+            )
+            for chunk in stream:
+                text = chunk["choices"][0]["text"]
+                if text:
+                    yield text
