@@ -123,17 +123,23 @@ def ingest(
 
 
 def _embed(embedder: Embedder, texts: list[str], dim: int, batch_size: int, progress: bool) -> np.ndarray:
-    """Embed in batches across documents, with a progress bar over chunks."""
+    """Embed in batches across documents, with a progress bar over chunks.
+
+    Texts are embedded in order of length, as sentence-transformers does within one call, so each
+    batch pads to similar lengths: with small batches for a live progress bar, this keeps ingest as
+    fast as one big `encode` call.
+    """
     from tqdm.auto import tqdm
 
-    blocks = [np.zeros((0, dim), dtype=np.float32)]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    vectors = np.zeros((len(texts), dim), dtype=np.float32)
     with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress or not texts) as bar:
         for start in range(0, len(texts), batch_size):
-            batch = texts[start:start + batch_size]
-            block = np.asarray(embedder.embed(batch), dtype=np.float32)
-            if block.shape != (len(batch), dim):
+            rows = order[start:start + batch_size]
+            block = np.asarray(embedder.embed([texts[i] for i in rows]), dtype=np.float32)
+            if block.shape != (len(rows), dim):
                 raise ModelError(f"the embedder {embedder.name!r} returned shape {block.shape} "
-                                 f"for {len(batch)} texts, expected ({len(batch)}, {dim})")
-            blocks.append(block)
-            bar.update(len(batch))
-    return np.concatenate(blocks)
+                                 f"for {len(rows)} texts, expected ({len(rows)}, {dim})")
+            vectors[rows] = block
+            bar.update(len(rows))
+    return vectors

@@ -30,7 +30,8 @@ class Timings:
     """Seconds spent, measured from the moment the question arrived."""
 
     retrieval: float = 0.0
-    first_token: float = 0.0   # the first token the model produced
+    first_token: float = 0.0   # the first token the model produced (its reply starts with the quote)
+    first_text: float = 0.0    # the first character of the answer itself, as a reader sees it stream
     llm: float = 0.0           # inside the model call, prompt processing included
     total: float = 0.0
     prompt_tokens: int = 0

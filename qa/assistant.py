@@ -28,6 +28,7 @@ from .retrieval import retrieve, standalone_query
 log = logging.getLogger(__name__)
 
 REFUSAL = "The articles don't say: none of the passages I found answers this question."
+MIN_RELEVANCE = 0.5  # share of the question's content words a quoted sentence must contain
 History = Sequence[tuple[str, str]]
 
 # Phrases a model uses when it has nothing to say; such a reply is a refusal, whatever it cites.
@@ -135,7 +136,7 @@ class Assistant:
         messages, passages, notes = self._fit(question, passages, history)
         tokens = self.generator.count_tokens(messages)
         reader = prompt.AnswerStream()
-        first = None
+        first = first_text = None
         llm_start = time.perf_counter()
         for piece in self.generator.generate(messages, max_tokens=self.settings.max_tokens,
                                              grammar=prompt.grammar(len(passages))):
@@ -143,11 +144,14 @@ class Assistant:
                 first = time.perf_counter()
             visible = reader.feed(piece)
             if visible:
+                first_text = first_text or time.perf_counter()
                 yield visible
         done = time.perf_counter()
+        log.debug("model reply: %s", reader.raw)
         answer = self._finish(question, prompt.parse_reply(reader.raw), passages, store)
         yield replace(answer, notes=tuple(notes) + answer.notes, timings=Timings(
-            retrieval=retrieved - started, first_token=(first or done) - started, llm=done - llm_start,
+            retrieval=retrieved - started, first_token=(first or done) - started,
+            first_text=(first_text or done) - started, llm=done - llm_start,
             total=time.perf_counter() - started, prompt_tokens=tokens))
 
     def _fit(self, question: str, passages: list[Passage], history: History):
@@ -177,22 +181,40 @@ class Assistant:
         # copy the right words but name the passage next to them.
         chosen = reply.passage - 1 if 1 <= reply.passage <= len(passages) else 0
         holder = _passage_with(reply.quote, passages, prefer=chosen)
-        cited = citations.check(f"{answer} [{holder + 1}]", passages, question)
-        if not cited:
-            return refusal
-        text, order = citations.render(cited)
-        cited_passages = [passages[i] for i in order]
-        missing = citations.missing_names(question, " ".join(store.document(p.doc_id).text for p in cited_passages))
-        if missing:
-            log.info("refusing: the cited articles never mention %s", ", ".join(missing))
-            return refusal
-        result = []
-        for n, p in enumerate(cited_passages, 1):
-            quote_start, quote_end = citations.locate(reply.quote, p) if p is passages[holder] else (p.start, p.end)
-            result.append(Citation(n=n, passage_id=p.id, doc_id=p.doc_id, source=p.source, title=p.title,
-                                   date=p.date, text=p.text, start=p.start, end=p.end,
-                                   quote_start=quote_start, quote_end=quote_end, score=p.score))
-        return Answer(question, text, tuple(result), refused=False, passages=tuple(passages))
+        quote_span = citations.find_quote(reply.quote, passages[holder])
+        checked = citations.check(f"{answer} [{holder + 1}]", passages, question)
+        grounded = [c for c in checked if holder in c.sources]
+
+        candidates = []
+        if grounded:
+            candidates.append((grounded, quote_span))
+        if quote_span:
+            # The model found the right words but paraphrased them wrongly (or added a detail from
+            # nowhere): answer with the sentence it quoted, verbatim, if that sentence is about the question.
+            lo, hi = citations.sentence_around(passages[holder], *quote_span)
+            sentence = passages[holder].text[lo - passages[holder].start:hi - passages[holder].start]
+            if citations.relevance(question, sentence) >= MIN_RELEVANCE:
+                sentence = " ".join(sentence.split()).rstrip(".")
+                candidates.append(([citations.Cited(f"“{sentence}”", (holder,))], (lo, hi)))
+        if checked and not grounded:
+            candidates.append((checked, None))
+
+        for cited, span in candidates:
+            text, order = citations.render(cited)
+            shown = [passages[i] for i in order]
+            articles = " ".join(store.document(doc_id).text for doc_id in dict.fromkeys(p.doc_id for p in shown))
+            missing = citations.missing_names(question, articles)
+            if missing:
+                log.info("not answering with %r: the cited articles never mention %s", text, ", ".join(missing))
+                continue
+            result = tuple(
+                Citation(n=n, passage_id=p.id, doc_id=p.doc_id, source=p.source, title=p.title, date=p.date,
+                         text=p.text, start=p.start, end=p.end, score=p.score,
+                         quote_start=(span if span and p is passages[holder] else (p.start, p.end))[0],
+                         quote_end=(span if span and p is passages[holder] else (p.start, p.end))[1])
+                for n, p in enumerate(shown, 1))
+            return Answer(question, text, result, refused=False, passages=tuple(passages))
+        return refusal
 
 
 def _passage_with(quote: str, passages: Sequence[Passage], prefer: int) -> int:

@@ -13,6 +13,7 @@ most often (a right-sounding sentence cited to an unrelated passage, or a detail
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -40,16 +41,17 @@ def fold(text: str) -> str:
     return "".join(c for c in text if not unicodedata.combining(c)).replace("’", "'")
 
 
-def _stem(word: str) -> str:
-    # A light stemmer is enough to let "sanctions" support "sanction"; the check is a ratio anyway.
-    for suffix in ("ies", "es", "s", "ed", "ing"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
+@functools.lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer  # PyStemmer, already used by the keyword index
+
+    return Stemmer.Stemmer("english")
 
 
 def content_words(text: str) -> set[str]:
-    return {_stem(w) for w in _WORD.findall(fold(text)) if w not in _STOP and not w.isdigit()}
+    """Stemmed words that carry meaning, so "asked" matches "ask" and "sanctions" matches "sanction"."""
+    words = [w for w in _WORD.findall(fold(text)) if w not in _STOP and not w.isdigit()]
+    return set(_stemmer().stemWords(words))
 
 
 def support(sentence: str, passage: str, question: str = "") -> float:
@@ -106,6 +108,12 @@ def check(text: str, passages: Sequence[Passage], question: str,
     for sentence, positions in parse(text, len(passages)):
         scores = [support(sentence, p.text, question) for p in passages]
         kept = tuple(i for i in positions if scores[i] >= min_support)
+        if not kept and len(positions) > 1:
+            # A sentence may join facts from several passages: check it against them together, and
+            # keep each one that contributes.
+            joined = " ".join(passages[i].text for i in positions)
+            if support(sentence, joined, question) >= min_support:
+                kept = tuple(i for i in positions if scores[i] > 0)
         if not kept and scores:
             best = max(range(len(scores)), key=scores.__getitem__)
             kept = (best,) if scores[best] >= min_support else ()
@@ -130,25 +138,22 @@ def render(cited: Sequence[Cited]) -> tuple[str, list[int]]:
     return " ".join(sentences), order
 
 
-def locate(quote: str, passage: Passage) -> tuple[int, int]:
-    """The span of `passage` (article offsets) that `quote` copies, widened to whole words.
-
-    Falls back to the whole passage when the quote cannot be found: a citation always points at
-    text that exists, never at an invented span.
-    """
+def find_quote(quote: str, passage: Passage) -> tuple[int, int] | None:
+    """The span of `passage` (article offsets) that `quote` copies, widened to whole words; None if absent."""
     from rapidfuzz import fuzz
 
     quote = quote.strip().strip(".").strip()
     if len(quote) < 8:
-        return passage.start, passage.end
+        return None
     text = passage.text
     hit = text.find(quote)
     if hit >= 0:
         start, end = hit, hit + len(quote)
     else:
+        # Small models drop or change a character while copying; fold case and accents and allow a little.
         align = fuzz.partial_ratio_alignment(fold(quote), fold(text), score_cutoff=85)
         if align is None:
-            return passage.start, passage.end
+            return None
         start, end = align.dest_start, align.dest_end
     while start > 0 and text[start - 1].isalnum():
         start -= 1
@@ -157,10 +162,36 @@ def locate(quote: str, passage: Passage) -> tuple[int, int]:
     return passage.start + start, passage.start + end
 
 
+def locate(quote: str, passage: Passage) -> tuple[int, int]:
+    """Where `quote` stands in `passage`, or the whole passage: a citation never points at invented text."""
+    return find_quote(quote, passage) or (passage.start, passage.end)
+
+
 def names_in(question: str) -> list[str]:
     """Proper names the question asks about: capitalised words after its first word ("Xi Jinping")."""
-    words = re.findall(r"[^\W\d_][\w'’.-]*", question)
-    return [w.strip(".'’") for w in words[1:] if w[0].isupper() and len(w) > 1 and w.lower() not in _STOP]
+    words = [re.sub(r"['’]s$", "", w).strip(".'’-") for w in re.findall(r"[^\W\d_][\w'’.-]*", question)]
+    return [w for w in words[1:] if w[:1].isupper() and len(w) > 1 and w.lower() not in _STOP]
+
+
+def relevance(question: str, text: str) -> float:
+    """Share of the question's content words that `text` contains: does it speak about what was asked?"""
+    asked = content_words(question)
+    return len(asked & content_words(text)) / len(asked) if asked else 0.0
+
+
+def sentence_around(passage: Passage, start: int, end: int) -> tuple[int, int]:
+    """Widen an article span inside `passage` to the whole sentence(s) it falls in (article offsets)."""
+    text, base = passage.text, passage.start
+    lo, hi = max(start - base, 0), min(max(end - base, 0), len(text))
+    before = max(text.rfind(". ", 0, lo), text.rfind("\n", 0, lo), text.rfind("? ", 0, lo), text.rfind("! ", 0, lo))
+    lo = 0 if before < 0 else before + 1
+    while lo < len(text) and text[lo].isspace():
+        lo += 1
+    ends = [i for i in (text.find(". ", hi), text.find("\n", hi), text.find("? ", hi), text.find("! ", hi)) if i >= 0]
+    hi = min(ends) + 1 if ends else len(text)
+    while hi > lo and text[hi - 1].isspace():
+        hi -= 1
+    return base + lo, base + hi
 
 
 def missing_names(question: str, text: str) -> list[str]:

@@ -108,6 +108,7 @@ def summarize(results: Sequence[Result], k: int = 5) -> dict:
     unanswerable = [r for r in results if not r.question.answerable]
     cited = [c for r in answerable for c in r.answer.citations]
     first = [r.answer.timings.first_token for r in results]
+    first_text = [r.answer.timings.first_text for r in results]
     total = [r.answer.timings.total for r in results]
     outside = [(r.answer.timings.total - r.answer.timings.llm) / r.answer.timings.total
                for r in results if r.answer.timings.total > 0]
@@ -126,6 +127,8 @@ def summarize(results: Sequence[Result], k: int = 5) -> dict:
            for m in ("fused", "dense", "bm25")},
         "first_token_s": {"p50": round(statistics.median(first), 2) if first else 0,
                           "p90": round(_percentile(first, 90), 2), "max": round(max(first, default=0), 2)},
+        "first_answer_text_s": {"p50": round(statistics.median(first_text), 2) if first_text else 0,
+                                "p90": round(_percentile(first_text, 90), 2)},
         "total_s": {"p50": round(statistics.median(total), 2) if total else 0,
                     "p90": round(_percentile(total, 90), 2), "max": round(max(total, default=0), 2)},
         "outside_llm_share_p50": round(statistics.median(outside), 3) if outside else 0,

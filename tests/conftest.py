@@ -25,3 +25,12 @@ def sample_corpus() -> Path:
     """The real sample articles shipped in data/articles."""
     assert SAMPLE_ARTICLES.is_dir(), f"sample articles missing at {SAMPLE_ARTICLES}"
     return SAMPLE_ARTICLES
+
+
+@pytest.fixture
+def store(tmp_path: Path, articles_dir: Path, embedder: HashEmbedder):
+    """An index of the made-up articles, built with the fake embedder."""
+    from index import Store, ingest
+
+    ingest([articles_dir], tmp_path / "index", embedder, progress=False)
+    return Store.open(tmp_path / "index", embedder)

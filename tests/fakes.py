@@ -90,3 +90,49 @@ def write_articles(folder: Path, articles: dict[str, str] = ARTICLES) -> Path:
     for name, text in articles.items():
         write_article(folder, name, text)
     return Path(folder)
+
+
+_PASSAGE = re.compile(r"^\[(\d+)\] (.*)$", re.MULTILINE)
+
+
+def shown_passages(messages: list[dict]) -> dict[int, str]:
+    """The numbered passages the assistant put in its prompt: {1: text, ...}."""
+    return {int(n): text for n, text in _PASSAGE.findall(messages[-1]["content"])}
+
+
+@dataclass
+class FakeGenerator:
+    """A chat model that replies with `reply(messages)` (a string, or a function of the messages).
+
+    The reply streams in pieces of a few characters, like a real model's tokens. Every call's
+    messages and grammar are kept in `calls`.
+    """
+
+    reply: object = '{"passage": 1, "quote": "", "answer": ""}'
+    context_size: int = 2048
+    name: str = "fake-model"
+    calls: list[tuple[list[dict], str | None]] = field(default_factory=list)
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        return sum(len(m["content"].split()) + 4 for m in messages)
+
+    def generate(self, messages, *, max_tokens=256, grammar=None):
+        self.calls.append((messages, grammar))
+        text = self.reply(messages) if callable(self.reply) else str(self.reply)
+        for i in range(0, len(text), 4):
+            yield text[i:i + 4]
+
+
+def quoting(find: str, answer: str | None = None, passage: int | None = None):
+    """A reply function: quote the first shown sentence containing `find`, and answer with it (or `answer`)."""
+    import json
+
+    def reply(messages):
+        for n, text in shown_passages(messages).items():
+            for sentence in re.split(r"(?<=[.!?])\s+", text):
+                if find.lower() in sentence.lower():
+                    return json.dumps({"passage": passage or n, "quote": sentence,
+                                       "answer": answer if answer is not None else sentence})
+        return json.dumps({"passage": 1, "quote": "nothing like it", "answer": answer or "I do not know."})
+
+    return reply

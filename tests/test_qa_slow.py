@@ -1,0 +1,54 @@
+"""End to end with the real packaged models on the sample articles (slow: about a minute)."""
+
+from __future__ import annotations
+
+import pytest
+
+from index import default_embedder, ingest
+from qa import Assistant
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory, sample_corpus_module):
+    index_dir = tmp_path_factory.mktemp("index")
+    ingest([sample_corpus_module], index_dir, default_embedder(), progress=False)
+    return Assistant.load(index_dir, progress=False)
+
+
+@pytest.fixture(scope="module")
+def sample_corpus_module():
+    from conftest import SAMPLE_ARTICLES
+
+    return SAMPLE_ARTICLES
+
+
+def test_a_real_answer_cites_the_passage_that_says_it(bot):
+    answer = bot.ask("Which agency quoted Putin's remarks at the meeting?")
+    assert not answer.refused
+    assert "Interfax" in answer.text
+    assert answer.citations and all("Interfax" in c.text for c in answer.citations)
+    c = answer.citations[0]
+    assert bot.store.document(c.doc_id).text[c.start:c.end] == c.text
+    assert c.start <= c.quote_start < c.quote_end <= c.end
+
+
+def test_a_question_the_articles_do_not_answer_is_refused(bot):
+    answer = bot.ask("What was the temperature in Beijing on the day of the meeting?")
+    assert answer.refused and not answer.citations
+    assert answer.passages, "the refusal shows what was searched"
+
+
+def test_a_follow_up_uses_the_conversation(bot):
+    first = bot.ask("Who is the US ambassador to Hungary?")
+    assert "Pressman" in first.text and not first.refused
+    second = bot.ask("What did he say about the security concerns?", history=[("Who is the US ambassador to Hungary?", first.text)])
+    assert not second.refused
+    assert any("Pressman" in c.text or "security" in c.text for c in second.citations)
+
+
+def test_streaming_shows_text_before_the_end(bot):
+    events = list(bot.stream("In which city did Viktor Orban and Vladimir Putin hold their talks?"))
+    assert any(isinstance(e, str) for e in events[:-1])
+    assert "Beijing" in events[-1].text

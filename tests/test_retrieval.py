@@ -1,0 +1,48 @@
+"""Fusion, duplicate collapsing and follow-up queries."""
+
+from __future__ import annotations
+
+from index import Passage
+from qa.retrieval import collapse_duplicates, fuse, retrieve, standalone_query
+
+
+def p(pid: str, text: str = "", doc: str = "a", start: int = 0) -> Passage:
+    return Passage(id=pid, doc_id=doc, source=f"{doc}.txt", title="", date=None, text=text,
+                   start=start, end=start + len(text))
+
+
+def test_fusion_rewards_passages_both_searches_found():
+    dense = [p("x"), p("both"), p("y")]
+    keyword = [p("z"), p("both")]
+    fused = fuse([dense, keyword])
+    assert fused[0].id == "both"
+    assert {f.id for f in fused} == {"x", "y", "z", "both"}
+
+
+def test_the_same_story_in_two_articles_is_shown_once():
+    wire = "Oil deliveries through the Druzhba pipeline resumed on Saturday after a two-day halt."
+    kept = collapse_duplicates([
+        p("a:0", wire, doc="a"),
+        p("b:3", "Reuters: " + wire, doc="b"),
+        p("c:1", "Grain prices fell for the third month in a row.", doc="c"),
+    ])
+    assert [k.id for k in kept] == ["a:0", "c:1"]
+
+
+def test_overlapping_chunks_of_one_article_are_collapsed():
+    text = "word " * 40
+    kept = collapse_duplicates([p("a:0", text, start=0), p("a:1", text, start=10), p("a:5", text, start=500)])
+    assert [k.id for k in kept] == ["a:0", "a:5"]
+
+
+def test_follow_up_questions_carry_the_previous_turn():
+    history = [("Who is the US ambassador to Hungary?", "David Pressman [1].")]
+    query = standalone_query("What did he say about the security concerns?", history)
+    assert "David Pressman" in query and "security concerns" in query
+    assert standalone_query("What did he say?", []) == "What did he say?"
+
+
+def test_retrieve_finds_the_article_by_meaning_or_words(store):
+    top = retrieve(store, "Which pipeline brings Russian crude to Slovakia?", k=2)
+    assert top[0].source.endswith("pipeline.txt")
+    assert len({x.id for x in top}) == len(top)
