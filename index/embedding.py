@@ -8,6 +8,7 @@ imported only when a model is first used, so importing this module costs nothing
 from __future__ import annotations
 
 import logging
+import json
 import os
 import threading
 from functools import lru_cache
@@ -53,9 +54,32 @@ class SentenceTransformerEmbedder:
 
     @property
     def dim(self) -> int:
+        known = self._dim_from_config()
+        if known:
+            return known
         model = self._load()
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get_dim())
+
+    def _dim_from_config(self) -> int | None:
+        """The dimension read from a local model's files, so opening an index does not load torch.
+
+        Only for the plain Transformer + Pooling (+ Normalize) layout; anything else is loaded to ask.
+        """
+        if self._model is not None:
+            return None
+        try:
+            path = self._model_path()
+            if path is None:
+                return None
+            modules = json.loads((path / "modules.json").read_text())
+            kinds = {m["type"].rsplit(".", 1)[-1] for m in modules}
+            if not kinds <= {"Transformer", "Pooling", "Normalize"}:
+                return None
+            pooling = next(m["path"] for m in modules if m["type"].endswith("Pooling"))
+            return int(json.loads((path / pooling / "config.json").read_text())["word_embedding_dimension"])
+        except (OSError, ValueError, KeyError, StopIteration, ModelError):
+            return None
 
     @property
     def tokenizer(self):

@@ -106,6 +106,15 @@ class Assistant:
                 self.store = fresh
         return report
 
+    def warm_up(self) -> None:
+        """Load the embedder and put the fixed system prompt in the model's KV cache, before the first user."""
+        self.store.search("warm up", 1)
+        messages = prompt.build_messages("warm up", [], ())
+        stream = self.generator.generate(messages, max_tokens=1)
+        next(iter(stream), None)
+        if hasattr(stream, "close"):
+            stream.close()
+
     def search(self, query: str, k: int | None = None) -> list[Passage]:
         return retrieve(self.store, query, k or self.settings.passages)
 

@@ -52,13 +52,16 @@ def cmd_info(args) -> int:
     return 0
 
 
-def _print_answer(answer) -> None:
-    print(answer.text)
+def _format(answer) -> str:
+    lines = [answer.text]
     for c in answer.citations:
-        quote = c.text[c.quote_start - c.start:c.quote_end - c.start]
-        print(f"  [{c.n}] {c.title} ({Path(c.source).name}{', ' + c.date if c.date else ''})\n      “{quote}”")
-    for note in answer.notes:
-        print(f"  note: {note}")
+        quote = " ".join(c.text[c.quote_start - c.start:c.quote_end - c.start].split())
+        lines.append(f"  [{c.n}] {c.title} ({Path(c.source).name}{', ' + c.date if c.date else ''})\n      “{quote}”")
+    if answer.refused and answer.passages:
+        lines.append("  searched: " + "; ".join(dict.fromkeys(p.title for p in answer.passages)))
+    lines += [f"  note: {note}" for note in answer.notes]
+    lines.append(f"  ({answer.timings.total:.1f} s)")
+    return "\n".join(lines)
 
 
 def cmd_ask(args) -> int:
@@ -67,20 +70,34 @@ def cmd_ask(args) -> int:
         answer = bot.ask(args.question)
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
+    print(_answer_with_status(bot, args.question))
+    return 0
+
+
+def _answer_with_status(bot, question: str, history=()) -> str:
+    """Answer, showing on a terminal what is happening meanwhile.
+
+    The streamed draft is not printed: the checked answer can differ from it (a citation replaced,
+    a sentence dropped, a refusal), and a terminal cannot take back what it printed.
+    """
+    tty = sys.stderr.isatty()
+    if tty:
+        print("searching the articles…", end="", file=sys.stderr, flush=True)
     answer = None
-    for event in bot.stream(args.question):
+    for n, event in enumerate(bot.stream(question, history)):
         if isinstance(event, str):
-            print(event, end="", flush=True)
+            if tty and n == 0:
+                print("\r\033[Kwriting the answer…", end="", file=sys.stderr, flush=True)
         else:
             answer = event
-    print("\r\033[K" if sys.stdout.isatty() else "\n", end="")
-    _print_answer(answer)
-    print(f"  ({answer.timings.total:.1f} s)")
-    return 0
+    if tty:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    return _format(answer)
 
 
 def cmd_chat(args) -> int:
     bot = _assistant(args)
+    bot.warm_up()
     print(f"Ask about the {len(bot.store.documents())} articles in {bot.store.index_dir}. "
           "Empty line or Ctrl-D to quit, /clear to forget the conversation.")
     history: list[tuple[str, str]] = []
@@ -96,12 +113,12 @@ def cmd_chat(args) -> int:
             history.clear()
             continue
         try:
-            answer = bot.ask(question, history)
+            text = _answer_with_status(bot, question, history)
         except QAError as e:
             print(f"error: {e}")
             continue
-        _print_answer(answer)
-        history.append((question, answer.text))
+        print(text)
+        history.append((question, text.split("\n", 1)[0]))
 
 
 def cmd_eval(args) -> int:
@@ -109,6 +126,7 @@ def cmd_eval(args) -> int:
 
     questions = evaluation.load_questions(args.file)
     bot = _assistant(args)
+    bot.warm_up()
 
     def show(r):
         mark = "ok " if r.correct or (not r.question.answerable and r.answer.refused) else "BAD"
