@@ -6,8 +6,10 @@ STAMP := $(VENV)/.installed
 # PyTorch first, pinned: this CPU build lies on the machine's disk, an unpinned torch pulls a CUDA build.
 TORCH ?= torch==2.13.0
 EXTRAS ?= test,model-1-5b
+# The browser test drives Debian's Chromium (no browser download); set CHROMIUM= to skip installing it.
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install demo test test-fast index chat serve bench clean
+.PHONY: install browser demo test test-fast index chat serve bench clean
 
 install: $(STAMP)
 
@@ -17,17 +19,34 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
+# Installs Chromium with apt when it is missing and apt can be used (root, or sudo without a password).
+browser:
+	@if [ -z "$(CHROMIUM)" ] || [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	else echo "no Chromium at $(CHROMIUM) and no root to install it: the browser test will be skipped"; exit 0; fi; \
+	echo "installing Debian's chromium for the browser test"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
+
 index: install
 	$(BIN)/qa ingest data/articles
 
 demo: index
+	$(BIN)/qa serve
+
+chat: index
 	$(BIN)/qa chat
 
-test: install
+serve: index
+	$(BIN)/qa serve
+
+test: install browser
 	$(BIN)/python -m pytest
 
 test-fast: install
 	$(BIN)/python -m pytest -m 'not slow'
+
+bench: install
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -28,7 +28,7 @@ from .retrieval import retrieve, standalone_query
 log = logging.getLogger(__name__)
 
 REFUSAL = "The articles don't say: none of the passages I found answers this question."
-MIN_RELEVANCE = 0.5  # share of the question's content words a quoted sentence must contain
+MIN_RELEVANCE = 0.67  # share of the question's content words a quoted sentence must contain
 History = Sequence[tuple[str, str]]
 
 # Phrases a model uses when it has nothing to say; such a reply is a refusal, whatever it cites.
@@ -204,7 +204,9 @@ class Assistant:
             sentence = passages[holder].text[lo - passages[holder].start:hi - passages[holder].start]
             if citations.relevance(question, sentence) >= MIN_RELEVANCE:
                 sentence = " ".join(sentence.split()).rstrip(".")
-                candidates.append(([citations.Cited(f"“{sentence}”", (holder,))], (lo, hi)))
+                if not any(mark in sentence for mark in "“”\""):
+                    sentence = f"“{sentence}”"  # verbatim words are shown as a quotation
+                candidates.append(([citations.Cited(sentence, (holder,))], (lo, hi)))
         if checked and not grounded:
             candidates.append((checked, None))
 
@@ -216,14 +218,15 @@ class Assistant:
             if missing:
                 log.info("not answering with %r: the cited articles never mention %s", text, ", ".join(missing))
                 continue
-            result = tuple(
-                Citation(n=n, passage_id=p.id, doc_id=p.doc_id, source=p.source, title=p.title, date=p.date,
-                         text=p.text, start=p.start, end=p.end, score=p.score,
-                         quote_start=(span if span and p is passages[holder] else (p.start, p.end))[0],
-                         quote_end=(span if span and p is passages[holder] else (p.start, p.end))[1])
-                for n, p in enumerate(shown, 1))
+            spans = [span if span and p is passages[holder] else (p.start, p.end) for p in shown]
+            result = tuple(_citation(n, p, spans[n - 1]) for n, p in enumerate(shown, 1))
             return Answer(question, text, result, refused=False, passages=tuple(passages))
         return refusal
+
+
+def _citation(n: int, p: Passage, quote: tuple[int, int]) -> Citation:
+    return Citation(n=n, passage_id=p.id, doc_id=p.doc_id, source=p.source, title=p.title, date=p.date,
+                    text=p.text, start=p.start, end=p.end, quote_start=quote[0], quote_end=quote[1], score=p.score)
 
 
 def _passage_with(quote: str, passages: Sequence[Passage], prefer: int) -> int:
