@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from qa import ModelError, cli
@@ -78,3 +81,23 @@ def test_a_corrupted_model_part_fails_the_checksum(tmp_path, monkeypatch):
     path = assemble(good, tmp_path / "cache", progress=False)
     assert path.read_bytes() == b"GGUFrest"
     assert assemble(good, tmp_path / "cache", progress=False) == path
+
+
+def test_output_cut_short_by_a_pipe_is_not_an_error(tmp_path, articles_dir):
+    """`qa index-info | head -1`: when the reader has gone, qa stops quietly, with no traceback."""
+    import subprocess
+    import sys
+
+    assert cli.main(["ingest", str(articles_dir), "--index", str(tmp_path / "ix")]) == 0
+    script = ("import sys; from qa import cli; from fakes import HashEmbedder; "
+              "cli.default_embedder = HashEmbedder; sys.exit(cli.main(sys.argv[1:]))")
+    tests = str(Path(__file__).resolve().parent)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        run = subprocess.run([sys.executable, "-c", script, "index-info", "--index", str(tmp_path / "ix")],
+                             stdout=write_end, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": tests + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    finally:
+        os.close(write_end)
+    assert run.returncode == 0 and run.stderr == ""
