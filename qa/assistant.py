@@ -17,7 +17,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from index import Embedder, IngestReport, InputError, Passage, Store, default_embedder, ingest
+from index import (Embedder, IngestReport, InputError, Passage, Store, default_embedder, ingest,
+                   split_sentences)
 
 from . import citations, prompt
 from .answer import Answer, Citation, Timings
@@ -36,6 +37,8 @@ _NOTHING = re.compile(
     r"\b(not (mentioned|stated|specified|provided|given|say|said|known|available|found|clear)|"
     r"no (information|mention|details?)|does not (say|mention|specify|state|provide)|"
     r"do not (say|mention|specify|state|provide)|unknown|cannot be determined)\b", re.IGNORECASE)
+
+_YES_NO = re.compile(r"^(?:yes|no)\s*[,.;:!\u2013\u2014-]\s*", re.IGNORECASE)
 
 _generators: dict[tuple, LlamaGenerator] = {}
 _generators_lock = threading.Lock()
@@ -183,15 +186,25 @@ class Assistant:
 
     def _finish(self, question: str, reply: prompt.Reply, passages: list[Passage], store: Store) -> Answer:
         refusal = Answer(question, REFUSAL, refused=True, passages=tuple(passages))
-        answer = reply.answer.strip()
-        if not answer or _NOTHING.search(answer):
+        if not reply.answer.strip() or _NOTHING.search(reply.answer):
             return refusal
+        # "Yes, Serbia has refused to join…": the statement can be checked against the passage, the
+        # yes or no cannot (and small models get it backwards), so the statement answers alone.
+        answer = _YES_NO.sub("", reply.answer.strip())
+        answer = answer[:1].upper() + answer[1:]
         # The quote says where the answer came from better than the number does: small models often
         # copy the right words but name the passage next to them.
         chosen = reply.passage - 1 if 1 <= reply.passage <= len(passages) else 0
         holder = _passage_with(reply.quote, passages, prefer=chosen)
         quote_span = citations.find_quote(reply.quote, passages[holder])
-        checked = citations.check(f"{answer} [{holder + 1}]", passages, question)
+        quoted = quote_span and _text_at(passages[holder], *citations.sentence_around(passages[holder], *quote_span))
+        if quoted and citations.date_conflict(question, quoted):
+            # The model read the sentence about another month or year: its answer goes with it, and
+            # the sentence about the one asked, if the passage has one, takes its place.
+            quote_span, answer = _sentence_on_date(question, passages[holder]), ""
+        elif citations.date_conflict(question, answer):
+            answer = ""
+        checked = citations.check(f"{answer} [{holder + 1}]", passages, question) if answer else []
         grounded = [c for c in checked if holder in c.sources]
 
         candidates = []
@@ -201,7 +214,7 @@ class Assistant:
             # The model found the right words but paraphrased them wrongly (or added a detail from
             # nowhere): answer with the sentence it quoted, verbatim, if that sentence is about the question.
             lo, hi = citations.sentence_around(passages[holder], *quote_span)
-            sentence = passages[holder].text[lo - passages[holder].start:hi - passages[holder].start]
+            sentence = _text_at(passages[holder], lo, hi)
             if citations.relevance(question, sentence) >= MIN_RELEVANCE:
                 sentence = " ".join(sentence.split()).rstrip(".")
                 if not any(mark in sentence for mark in "“”\""):
@@ -222,6 +235,25 @@ class Assistant:
             result = tuple(_citation(n, p, spans[n - 1]) for n, p in enumerate(shown, 1))
             return Answer(question, text, result, refused=False, passages=tuple(passages))
         return refusal
+
+
+def _text_at(passage: Passage, start: int, end: int) -> str:
+    """The words of `passage` between two article offsets."""
+    return passage.text[start - passage.start:end - passage.start]
+
+
+def _sentence_on_date(question: str, passage: Passage) -> tuple[int, int] | None:
+    """The span (article offsets) of the sentence of `passage` most about the question that names the
+    month or year it asks about; None when no sentence does."""
+    best, span = MIN_RELEVANCE, None
+    for lo, hi in split_sentences(passage.text):
+        sentence = passage.text[lo:hi]
+        if citations.dates_in(question) & citations.dates_in(sentence) and \
+                not citations.date_conflict(question, sentence):
+            score = citations.relevance(question, sentence)
+            if score >= best:
+                best, span = score, (passage.start + lo, passage.start + hi)
+    return span
 
 
 def _citation(n: int, p: Passage, quote: tuple[int, int]) -> Citation:

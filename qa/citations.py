@@ -26,6 +26,8 @@ MIN_SUPPORT = 0.6
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_MONTH = re.compile(r"\b(January|February|March|April|May|June|July|August|September|October|November|December)\b")
+_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“‘'(])")
 _STOP = frozenset("""
 a an and are as at be been being but by can could did do does for from had has have he her his how i if in into
@@ -198,3 +200,21 @@ def missing_names(question: str, text: str) -> list[str]:
     """Names from the question that the given text never mentions."""
     folded = fold(text)
     return [n for n in names_in(question) if fold(n) not in folded]
+
+
+def dates_in(text: str) -> set[str]:
+    """The months and years `text` names ("September", "2022")."""
+    return set(_MONTH.findall(text)) | set(_YEAR.findall(text))
+
+
+def date_conflict(question: str, text: str) -> bool:
+    """True when the question asks about a month (or a year) and `text` names other months (years) but not it.
+
+    Articles often tell several dated events in one paragraph ("In July 2022 … In September of the same
+    year …"); a small model easily answers from the sentence next to the one asked about.
+    """
+    for pattern in (_MONTH, _YEAR):
+        asked, named = set(pattern.findall(question)), set(pattern.findall(text))
+        if asked and named and not asked & named:
+            return True
+    return False

@@ -125,3 +125,39 @@ def test_an_empty_index_says_so(tmp_path, embedder):
     empty = Store.create(tmp_path / "empty", embedder)
     answer = make(empty, "{}")[0].ask("Anything?")
     assert answer.refused and "no articles" in answer.text
+
+
+def test_yes_or_no_is_left_out_and_the_checked_statement_answers(store):
+    """A small model writes "Yes, … refused …": the passage can back the statement, never the yes."""
+    bot, _ = make(store, quoting("second term", answer="Yes, the mayor won a second term on Sunday."))
+    answer = bot.ask("Did the mayor of the river town lose the election?")
+    assert answer.text == "The mayor won a second term on Sunday [1]."
+
+
+@pytest.fixture
+def dated_store(tmp_path, embedder):
+    from index import Store, ingest
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "council.txt").write_text(
+        "Council budget fights\n\n"
+        "In July 2022, the town council approved a budget for the new harbour. "
+        "In September of the same year, the town council raised the parking fees in the old town. "
+        "The mayor opposed both votes.")
+    ingest([tmp_path / "in"], tmp_path / "ix", embedder, progress=False)
+    return Store.open(tmp_path / "ix", embedder)
+
+
+def test_an_answer_from_the_sentence_about_another_month_is_not_given(dated_store):
+    """Asked about September, the model quotes the July sentence: the September one answers instead."""
+    bot, _ = make(dated_store, quoting("July 2022", answer="The town council approved a budget for the harbour."))
+    answer = bot.ask("What did the town council do in September 2022?")
+    assert not answer.refused
+    assert "parking fees" in answer.text and "harbour" not in answer.text
+    [c] = answer.citations
+    assert "raised the parking fees" in dated_store.document(c.doc_id).text[c.quote_start:c.quote_end]
+
+
+def test_an_answer_about_another_year_with_no_sentence_on_the_one_asked_is_refused(dated_store):
+    bot, _ = make(dated_store, quoting("July 2022", answer="The town council approved a budget for the harbour."))
+    assert bot.ask("What did the town council approve in 2021?").refused
