@@ -66,6 +66,10 @@ def support(sentence: str, passage: str, question: str = "") -> float:
     numbers = _NUMBER.findall(sentence)
     if any(n not in folded for n in numbers):
         return 0.0
+    # A name the sentence states must be in the passage even when the question asked about it:
+    # otherwise "Xi Jinping said …" passes on the strength of what the passage says Putin said.
+    if any(fold(name) not in folded for name in names_in(sentence)):
+        return 0.0
     words = content_words(sentence)
     if not words:
         return 0.0
@@ -115,7 +119,8 @@ def check(text: str, passages: Sequence[Passage], question: str,
             # keep each one that contributes.
             joined = " ".join(passages[i].text for i in positions)
             if support(sentence, joined, question) >= min_support:
-                kept = tuple(i for i in positions if scores[i] > 0)
+                new = content_words(sentence) - content_words(question)
+                kept = tuple(i for i in positions if new & content_words(passages[i].text))
         if not kept and scores:
             best = max(range(len(scores)), key=scores.__getitem__)
             kept = (best,) if scores[best] >= min_support else ()
@@ -169,9 +174,9 @@ def locate(quote: str, passage: Passage) -> tuple[int, int]:
     return find_quote(quote, passage) or (passage.start, passage.end)
 
 
-def names_in(question: str) -> list[str]:
-    """Proper names the question asks about: capitalised words after its first word ("Xi Jinping")."""
-    words = [re.sub(r"['’]s$", "", w).strip(".'’-") for w in re.findall(r"[^\W\d_][\w'’.-]*", question)]
+def names_in(text: str) -> list[str]:
+    """Proper names in a question or an answer: capitalised words after its first word ("Xi Jinping")."""
+    words = [re.sub(r"['’]s$", "", w).strip(".'’-") for w in re.findall(r"[^\W\d_][\w'’.-]*", text)]
     return [w for w in words[1:] if w[:1].isupper() and len(w) > 1 and w.lower() not in _STOP]
 
 
