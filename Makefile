@@ -30,8 +30,7 @@ browser:
 index: install
 	$(BIN)/qa ingest data/articles
 
-demo: index
-	$(BIN)/qa serve
+demo: serve
 
 chat: index
 	$(BIN)/qa chat

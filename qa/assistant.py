@@ -245,11 +245,11 @@ def _text_at(passage: Passage, start: int, end: int) -> str:
 def _sentence_on_date(question: str, passage: Passage) -> tuple[int, int] | None:
     """The span (article offsets) of the sentence of `passage` most about the question that names the
     month or year it asks about; None when no sentence does."""
+    asked = citations.dates_in(question)
     best, span = MIN_RELEVANCE, None
     for lo, hi in split_sentences(passage.text):
         sentence = passage.text[lo:hi]
-        if citations.dates_in(question) & citations.dates_in(sentence) and \
-                not citations.date_conflict(question, sentence):
+        if asked & citations.dates_in(sentence) and not citations.date_conflict(question, sentence):
             score = citations.relevance(question, sentence)
             if score >= best:
                 best, span = score, (passage.start + lo, passage.start + hi)

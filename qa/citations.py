@@ -3,7 +3,7 @@
 Markers like [2] or [1, 3] are parsed, mapped to the passages the model was shown, and renumbered in
 order of first use; a marker that points at no passage is dropped. Each cited passage is then checked
 against the sentence that cites it: most of the sentence's content words (those it does not simply
-repeat from the question) must appear in the passage, and every number it states must. A citation
+repeat from the question) must appear in the passage, and every number and name it states must. A citation
 that fails is replaced by the shown passage that supports the sentence best, or dropped. A sentence
 left without a supporting citation is removed; an answer left with none is a refusal.
 
@@ -68,7 +68,7 @@ def support(sentence: str, passage: str, question: str = "") -> float:
         return 0.0
     # A name the sentence states must be in the passage even when the question asked about it:
     # otherwise "Xi Jinping said …" passes on the strength of what the passage says Putin said.
-    if any(fold(name) not in folded for name in names_in(sentence)):
+    if missing_names(sentence, passage):
         return 0.0
     words = content_words(sentence)
     if not words:
