@@ -30,9 +30,11 @@ class Timings:
     """Seconds spent, measured from the moment the question arrived."""
 
     retrieval: float = 0.0
+    prompt: float = 0.0        # fitting the passages to the context window (token counting included)
     first_token: float = 0.0   # the first token the model produced (its reply starts with the quote)
     first_text: float = 0.0    # the first character of the answer itself, as a reader sees it stream
     llm: float = 0.0           # inside the model call, prompt processing included
+    check: float = 0.0         # checking the reply against the passages
     total: float = 0.0
     prompt_tokens: int = 0
 

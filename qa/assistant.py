@@ -147,6 +147,7 @@ class Assistant:
 
         messages, passages, notes = self._fit(question, passages, history)
         tokens = self.generator.count_tokens(messages)
+        prompted = time.perf_counter()
         reader = prompt.AnswerStream()
         first = first_text = None
         llm_start = time.perf_counter()
@@ -161,10 +162,11 @@ class Assistant:
         done = time.perf_counter()
         log.debug("model reply: %s", reader.raw)
         answer = self._finish(question, prompt.parse_reply(reader.raw), passages, store)
+        finished = time.perf_counter()
         yield replace(answer, notes=tuple(notes) + answer.notes, timings=Timings(
-            retrieval=retrieved - started, first_token=(first or done) - started,
-            first_text=(first_text or done) - started, llm=done - llm_start,
-            total=time.perf_counter() - started, prompt_tokens=tokens))
+            retrieval=retrieved - started, prompt=prompted - retrieved, first_token=(first or done) - started,
+            first_text=(first_text or done) - started, llm=done - llm_start, check=finished - done,
+            total=finished - started, prompt_tokens=tokens))
 
     def _fit(self, question: str, passages: list[Passage], history: History):
         """Messages that fit the context window: the lowest-ranked passages go first, then the history."""
