@@ -201,18 +201,63 @@ def _decode(data: bytes, reject: Callable[[str], RejectedFile]) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(data).best()
-        if best is None:
+        text = _decode_legacy(data)
+        if text is None:
             raise reject("not UTF-8 text and no encoding fits; save it as UTF-8") from None
-        log.info("decoded as %s, not UTF-8", best.encoding)
-        text = str(best)
     sample = text[:100_000]  # enough to tell text from binary, and quick on a 20 MB file
     printable = sum(c.isprintable() or c.isspace() for c in sample)
     if printable < 0.9 * len(sample):
         raise reject("mostly non-printable characters: looks binary, not text")
     return text
+
+
+def _decode_legacy(data: bytes) -> str | None:
+    """Text in a single-byte encoding: charset-normalizer's guess, unless Windows-1252 fits as well.
+
+    charset-normalizer reads French and Italian Latin-1 as Baltic (Windows-1257: "déją" for "déjà"),
+    since both decode without errors and its language check is weak on news-sized texts. Windows-1252
+    (in practice a superset of Latin-1) is the most common legacy encoding of news text, so it wins
+    when charset-normalizer rates it nearly as clean as its pick and the text reads as a Western
+    European language (`_reads_as_western`); Central European, Turkish, Cyrillic and Greek texts fail
+    that test and keep charset-normalizer's answer.
+    """
+    from charset_normalizer import from_bytes
+
+    results = from_bytes(data)
+    best = results.best()
+    if best is None:
+        return None
+    try:
+        western = data.decode("cp1252")
+    except UnicodeDecodeError:
+        western = None
+    if best.encoding != "cp1252" and western is not None and _reads_as_western(western):
+        for match in results:
+            if (("cp1252" in match.could_be_from_charset or match.encoding == "cp1252")
+                    and match.chaos <= best.chaos + 0.1):
+                log.info("decoded as cp1252, not UTF-8 (charset-normalizer guessed %s)", best.encoding)
+                return western
+    log.info("decoded as %s, not UTF-8", best.encoding)
+    return str(best)
+
+
+# A sign, superscript or fraction between two letters: another encoding read as Windows-1252
+# (Polish "ruroci¹giem", "mo¿na").
+_WEDGED = re.compile(r"[^\W\d_][\u00a3\u00a4\u00a5\u00a6\u00a8\u00ac\u00af\u00b2\u00b3\u00b4\u00b8\u00b9"
+                     r"\u00bc-\u00bf\u02c6\u02dc][^\W\d_]")
+
+
+def _reads_as_western(text: str) -> bool:
+    """Whether Windows-1252 text looks like French, German, Spanish, Italian, Portuguese, Dutch or a
+    Scandinavian language: a few accented letters among plain ones (Cyrillic or Greek read as
+    Windows-1252 is nearly all accented letters), no sign wedged between letters (Polish), none of ý þ ð
+    (Czech and Turkish read as Windows-1252 have them), and no ø beside ì ò ù è ï (Czech "ř", "č", "ď")."""
+    sample = text[:100_000]
+    letters = [c for c in sample if c.isalpha()]
+    accented = {c for c in letters if ord(c) > 127}
+    share = sum(ord(c) > 127 for c in letters) / max(len(letters), 1)
+    return (bool(letters) and share < 0.3 and not _WEDGED.search(sample) and not accented & set("ýÝþÞðÐ")
+            and not ("ø" in accented and accented & set("ìòùèï")))
 
 
 def _extract_html(data: bytes) -> tuple[str, str | None, str | None]:
