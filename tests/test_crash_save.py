@@ -56,7 +56,8 @@ def test_an_ingest_killed_during_its_save_leaves_the_old_or_the_new_index(tmp_pa
           f"({equals['before']} before, {equals['after']} after)")
     assert trials == 50 and ended == {"killed": 50}
     assert run.count(lambda o: o.loads) == trials, [o for o in run.outcomes if not o.loads]
-    assert equals["before"] + equals["after"] == trials, [o for o in run.outcomes if o.equals not in ("before", "after")]
+    unequal = [o for o in run.outcomes if o.equals not in ("before", "after")]
+    assert equals["before"] + equals["after"] == trials, unequal
     assert equals["before"] and equals["after"], "the kills should fall on both sides of the switch"
     assert run.count(lambda o: not o.leftovers) == trials, "opening removes what the killed save left"
     assert run.count(lambda o: o.recovered) == trials, "the next ingest completes the change"
