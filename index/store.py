@@ -460,8 +460,8 @@ def _writer_lock(folder: Path, wait: float | None = None) -> Iterator[bool]:
     """Hold an exclusive lock on the index folder itself; yields whether it was had within `wait` seconds.
 
     `wait` None waits as long as it takes. flock is released by the kernel when its process dies,
-    so a killed save leaves no stale lock. Where there is no flock (Windows) this locks nothing and
-    yields True: one writer at a time is then up to the user.
+    so a killed save leaves no stale lock. Where there is no flock (Windows, some network file
+    systems) this locks nothing and yields True: one writer at a time is then up to the user.
     """
     try:
         import fcntl
@@ -479,12 +479,15 @@ def _writer_lock(folder: Path, wait: float | None = None) -> Iterator[bool]:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX if deadline is None else fcntl.LOCK_EX | fcntl.LOCK_NB)
                 locked = True
-                break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    locked = False
-                    break
-                time.sleep(0.05)
+                locked = False
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+            except OSError as e:  # no locks here (ENOLCK, ENOTSUP): carry on unlocked
+                log.debug("cannot lock %s: %s", folder, e)
+                locked = True
+            break
         yield locked
     finally:
         os.close(fd)  # also releases the lock
@@ -510,7 +513,7 @@ def _move_aside(index_dir: Path) -> str:
         _fsync(index_dir)
     except OSError as e:
         return f"It could not be moved aside ({e.strerror or e}): {_rebuild_hint(index_dir)}"
-    log.warning("moved the damaged index at %s to %s", index_dir, target)
+    log.info("moved the damaged index at %s to %s", index_dir, target)
     return (f"The damaged index was moved to {target}: build a new one with `qa ingest PATH` "
             "(delete that folder once you no longer need it)")
 

@@ -95,9 +95,20 @@ class _Hook:
 
 
 def _label(frame, event: str, arg) -> str:
+    """E.g. "c_call posix.replace in _save": the event, and the innermost function of index/store.py."""
     if event.startswith("c_"):
-        return f"{event} {getattr(arg, '__module__', None) or ''}.{getattr(arg, '__qualname__', repr(arg))}"
-    return f"{event} {frame.f_code.co_name} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})"
+        what = f"{event} {getattr(arg, '__module__', None) or ''}.{getattr(arg, '__qualname__', repr(arg))}"
+    else:
+        what = f"{event} {frame.f_code.co_name} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})"
+    while frame is not None and not frame.f_code.co_filename.endswith(os.path.join("index", "store.py")):
+        frame = frame.f_back
+    return f"{what} in {frame.f_code.co_name if frame else '?'}"
+
+
+def phase(label: str) -> str:
+    """The function of index/store.py a kill landed in."""
+    where = label.rsplit(" in ", 1)[-1]
+    return "the test's wrapper, after save returned" if where == "?" else where
 
 
 @contextmanager
@@ -158,8 +169,10 @@ def kill_points(labels: list[str], trials: int) -> list[int]:
     """`trials` distinct event numbers (1-based): half spread evenly over the save, half just before and
     after the calls that write, rename or delete (`_DISK_CALL`), themselves spread evenly."""
     total = len(labels)
-    disk = [i + 1 for i, label in enumerate(labels) if _DISK_CALL.search(label)]
-    chosen: set[int] = set()
+    calls = [label.rsplit(" in ", 1)[0] for label in labels]
+    disk = [i + 1 for i, call in enumerate(calls) if _DISK_CALL.search(call)]
+    # Just before and just after the switch to the new generation, always.
+    chosen = {i + 1 for i, call in enumerate(calls) if re.search(r"^c_(call|return) \w+\.replace$", call)}
     if disk:
         chosen.update(disk[int(i)] for i in np.linspace(0, len(disk) - 1, min(len(disk), trials // 2)))
     rest = [k for k in range(1, total + 1) if k not in chosen]

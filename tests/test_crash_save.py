@@ -39,10 +39,12 @@ def scenario(tmp_path: Path, articles_dir: Path) -> tuple[Path, callable]:
 
 def test_kill_points_cover_the_save_and_every_disk_call():
     labels = [f"call f{i}" for i in range(1000)]
-    labels[500] = "c_call posix.replace"
+    labels[300:306] = ["c_call posix.fsync in _fsync"] * 6
+    labels[500:502] = ["c_call posix.replace in _save", "c_return posix.replace in _save"]
     points = kill_points(labels, 50)
     assert len(points) == 50 == len(set(points))
-    assert 501 in points and min(points) == 1 and max(points) == 1000
+    assert {501, 502} <= set(points) and {301, 302, 303, 304, 305, 306} <= set(points)
+    assert min(points) == 1 and max(points) == 1000
 
 
 def test_an_ingest_killed_during_its_save_leaves_the_old_or_the_new_index(tmp_path, articles_dir):
