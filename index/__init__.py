@@ -11,6 +11,7 @@ from .errors import (
     CorruptIndexError,
     IndexMismatchError,
     IndexNotFoundError,
+    IndexWriteError,
     InputError,
     ModelError,
     QAError,
@@ -24,7 +25,7 @@ from .types import Chunk, Document, DocumentInfo, IngestReport, Passage, Rejecti
 
 __all__ = [
     "Chunk", "ChunkingParams", "CorruptIndexError", "Document", "DocumentInfo", "Embedder",
-    "IndexMismatchError", "IndexNotFoundError", "IngestReport", "InputError", "KeywordIndex",
+    "IndexMismatchError", "IndexNotFoundError", "IndexWriteError", "IngestReport", "InputError", "KeywordIndex",
     "ModelError", "Passage", "QAError", "Rejection", "RejectedFile", "SentenceTransformerEmbedder",
     "Store", "chunk_document", "default_embedder", "ingest", "iter_files", "load_file", "split_sentences",
 ]

@@ -36,3 +36,7 @@ class CorruptIndexError(QAError):
 
 class ModelError(QAError):
     """A model (embedder or LLM) that is missing, broken or cannot be loaded."""
+
+
+class IndexWriteError(QAError):
+    """An index that cannot be saved (no space left, no permission)."""

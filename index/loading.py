@@ -4,6 +4,11 @@ A file is either loaded whole or rejected with a reason a user can act on (`Reje
 here guesses silently past a bad file. Plain text and Markdown are decoded (UTF-8 first, then
 whatever charset-normalizer finds) with newlines normalized; HTML goes through trafilatura.
 Markdown is kept as written: no rendering, only a `#` in front of the headline is dropped.
+
+Files come from users and from folders anyone may have put things in, so: a file over the size
+limit (`QA_MAX_FILE_MB`, 20 MB by default: a news article is a few kB) is rejected from its size
+before anything is read, and at most the limit is ever read; pipes and devices are refused; in a
+folder, a symbolic link to a file outside that folder is not followed.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -24,7 +30,7 @@ log = logging.getLogger(__name__)
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES
-DEFAULT_MAX_BYTES = 20_000_000
+DEFAULT_MAX_BYTES = 20_000_000   # QA_MAX_FILE_MB overrides it
 TITLE_CHARS = 90
 HEADER_CHARS = 300
 
@@ -47,33 +53,83 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)]*\s+(?=\S)")
 def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
     """The files to load under `paths`: named files as they are, folders searched recursively.
 
-    In folders only supported extensions count and hidden files and folders are skipped; a file
+    In folders only supported extensions count; hidden files and folders, symbolic links that lead
+    outside the folder and links that lead nowhere sensible (loops) are skipped with a warning; a file
     named explicitly is always yielded, so that `load_file` can say why it is not supported.
-    Raises `InputError` for a path that does not exist.
+    Raises `InputError` for a path that does not exist or that the system refuses (a name too long).
     """
     seen: set[Path] = set()
     for raw in paths:
         path = Path(raw).expanduser()
-        if not path.exists():
+        try:
+            exists, is_dir = path.exists(), path.is_dir()
+        except OSError as e:  # e.g. ENAMETOOLONG: over 255 bytes in one name
+            raise InputError(f"{_shortened(path)}: {e.strerror or e}") from None
+        if not exists:
             raise InputError(f"{path}: no such file or folder")
-        if path.is_dir():
+        if is_dir:
+            root = path.resolve()
             found = []
             for folder, dirs, files in os.walk(path):
                 dirs[:] = [d for d in dirs if not d.startswith(".")]
                 found += [Path(folder, f) for f in files
                           if not f.startswith(".") and f.lower().endswith(SUPPORTED_SUFFIXES)]
+            found = [f for f in found if _inside(f, root)]
         else:
             found = [path]
         for file in sorted(found):
-            if file.resolve() not in seen:
-                seen.add(file.resolve())
+            try:
+                resolved = file.resolve()
+            except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop, before Python 3.13
+                raise InputError(f"{file}: {e}") from None
+            if resolved not in seen:
+                seen.add(resolved)
                 yield file
 
 
-def load_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
-    """Load one article; raises `RejectedFile` saying why it cannot be indexed."""
+def _inside(file: Path, root: Path) -> bool:
+    """Whether `file`, found in the folder `root`, really is in it (a link may lead anywhere)."""
+    try:
+        resolved = file.resolve(strict=True)
+    except (OSError, RuntimeError) as e:
+        if not file.is_symlink():
+            return True  # gone since the walk: load_file reports it
+        log.warning("skipped %s: a symbolic link that leads nowhere (%s)", file, e)
+        return False
+    if resolved.is_relative_to(root):
+        return True
+    log.warning("skipped %s: a symbolic link to %s, outside %s (name that file itself to index it)",
+                file, resolved, root)
+    return False
+
+
+def _shortened(path: Path) -> str:
+    text = str(path)
+    return text if len(text) <= 200 else f"{text[:120]}…{text[-60:]} ({len(text):,} characters)"
+
+
+def max_file_bytes() -> int:
+    """The largest article file accepted: QA_MAX_FILE_MB megabytes, or `DEFAULT_MAX_BYTES`."""
+    raw = os.environ.get("QA_MAX_FILE_MB")
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    try:
+        limit = float(raw)
+    except ValueError:
+        raise InputError(f"QA_MAX_FILE_MB must be a number of megabytes, not {raw!r}") from None
+    if not limit > 0:
+        raise InputError(f"QA_MAX_FILE_MB must be more than 0, not {raw!r}")
+    return int(limit * 1_000_000)
+
+
+def load_file(path: str | os.PathLike[str], max_bytes: int | None = None) -> Document:
+    """Load one article; raises `RejectedFile` saying why it cannot be indexed.
+
+    `max_bytes` defaults to `max_file_bytes()`; a larger file is rejected without being read.
+    """
     path = Path(path)
     source = str(path)
+    max_bytes = max_file_bytes() if max_bytes is None else max_bytes
 
     def reject(reason: str) -> RejectedFile:
         return RejectedFile(source, reason)
@@ -83,12 +139,7 @@ def load_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) 
         raise reject(f"unsupported file type {suffix or '(no extension)'}; "
                      f"supported: {' '.join(SUPPORTED_SUFFIXES)}")
     try:
-        if path.is_dir():
-            raise reject("is a folder, not a file")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise reject(f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit for one file")
-        data = path.read_bytes()
+        data = _read_at_most(path, max_bytes, reject)
     except PermissionError:
         raise reject("cannot be read: permission denied") from None
     except OSError as e:
@@ -117,6 +168,28 @@ def load_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) 
     )
 
 
+def _read_at_most(path: Path, max_bytes: int, reject: Callable[[str], RejectedFile]) -> bytes:
+    """The file's bytes, checked on the open file itself (no swap between check and read).
+
+    O_NONBLOCK so that opening a named pipe does not wait for a writer; reading stops one byte past
+    the limit, so a file that grew since its size was taken (or lies about it) is never read whole.
+    """
+    too_big = f"over the {max_bytes / 1e6:g} MB limit for one file (QA_MAX_FILE_MB)"
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with open(fd, "rb", closefd=True) as f:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise reject("is a folder, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise reject("not a regular file (a pipe, device or socket)")
+        if info.st_size > max_bytes:
+            raise reject(f"{info.st_size / 1e6:.1f} MB is {too_big}")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise reject(f"grew while being read: {too_big}")
+    return data
+
+
 def _decode(data: bytes, reject: Callable[[str], RejectedFile]) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):   # UTF-16 has NUL bytes: check its BOM first
         try:
@@ -128,18 +201,63 @@ def _decode(data: bytes, reject: Callable[[str], RejectedFile]) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(data).best()
-        if best is None:
+        text = _decode_legacy(data)
+        if text is None:
             raise reject("not UTF-8 text and no encoding fits; save it as UTF-8") from None
-        log.info("decoded as %s, not UTF-8", best.encoding)
-        text = str(best)
     sample = text[:100_000]  # enough to tell text from binary, and quick on a 20 MB file
     printable = sum(c.isprintable() or c.isspace() for c in sample)
     if printable < 0.9 * len(sample):
         raise reject("mostly non-printable characters: looks binary, not text")
     return text
+
+
+def _decode_legacy(data: bytes) -> str | None:
+    """Text in a single-byte encoding: charset-normalizer's guess, unless Windows-1252 fits as well.
+
+    charset-normalizer reads French and Italian Latin-1 as Baltic (Windows-1257: "déją" for "déjà"),
+    since both decode without errors and its language check is weak on news-sized texts. Windows-1252
+    (in practice a superset of Latin-1) is the most common legacy encoding of news text, so it wins
+    when charset-normalizer rates it nearly as clean as its pick and the text reads as a Western
+    European language (`_reads_as_western`); Central European, Turkish, Cyrillic and Greek texts fail
+    that test and keep charset-normalizer's answer.
+    """
+    from charset_normalizer import from_bytes
+
+    results = from_bytes(data)
+    best = results.best()
+    if best is None:
+        return None
+    try:
+        western = data.decode("cp1252")
+    except UnicodeDecodeError:
+        western = None
+    if best.encoding != "cp1252" and western is not None and _reads_as_western(western):
+        for match in results:
+            if (("cp1252" in match.could_be_from_charset or match.encoding == "cp1252")
+                    and match.chaos <= best.chaos + 0.1):
+                log.info("decoded as cp1252, not UTF-8 (charset-normalizer guessed %s)", best.encoding)
+                return western
+    log.info("decoded as %s, not UTF-8", best.encoding)
+    return str(best)
+
+
+# A sign, superscript or fraction between two letters: another encoding read as Windows-1252
+# (Polish "ruroci¹giem", "mo¿na").
+_WEDGED = re.compile(r"[^\W\d_][\u00a3\u00a4\u00a5\u00a6\u00a8\u00ac\u00af\u00b2\u00b3\u00b4\u00b8\u00b9"
+                     r"\u00bc-\u00bf\u02c6\u02dc][^\W\d_]")
+
+
+def _reads_as_western(text: str) -> bool:
+    """Whether Windows-1252 text looks like French, German, Spanish, Italian, Portuguese, Dutch or a
+    Scandinavian language: a few accented letters among plain ones (Cyrillic or Greek read as
+    Windows-1252 is nearly all accented letters), no sign wedged between letters (Polish), none of ý þ ð
+    (Czech and Turkish read as Windows-1252 have them), and no ø beside ì ò ù è ï (Czech "ř", "č", "ď")."""
+    sample = text[:100_000]
+    letters = [c for c in sample if c.isalpha()]
+    accented = {c for c in letters if ord(c) > 127}
+    share = sum(ord(c) > 127 for c in letters) / max(len(letters), 1)
+    return (bool(letters) and share < 0.3 and not _WEDGED.search(sample) and not accented & set("ýÝþÞðÐ")
+            and not ("ø" in accented and accented & set("ìòùèï")))
 
 
 def _extract_html(data: bytes) -> tuple[str, str | None, str | None]:

@@ -8,13 +8,17 @@ Layout of an index folder (nothing is pickled):
     passages-000003.sqlite    tables `documents` (with full texts) and `passages` (row -> chunk)
 
 A save writes a new generation beside the old one, then atomically replaces the manifest, then
-deletes what the manifest no longer names: a crash at any point leaves a loadable index. Passage
+deletes what the manifest no longer names: a crash at any point leaves a loadable index. The
+manifest carries a sha256 of each data file and one of its own body, so a damaged file is found on
+open; the damaged index is then moved into a `broken-<time>` folder and the error says where.
+Saves, and whatever moves or deletes files, hold an exclusive lock on the folder. Passage
 metadata lives in memory; document texts are read from SQLite when asked for. Search is exact
 (flat index), which stays fast up to a few hundred thousand passages. One writer at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -23,7 +27,9 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,7 +37,7 @@ import numpy as np
 
 from .chunking import ChunkingParams
 from .embedding import Embedder
-from .errors import CorruptIndexError, IndexMismatchError, IndexNotFoundError
+from .errors import CorruptIndexError, IndexMismatchError, IndexNotFoundError, IndexWriteError, QAError
 from .keyword import KeywordIndex
 from .types import Chunk, Document, DocumentInfo, Passage
 
@@ -39,6 +45,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+LOCK_WAIT = 30.0  # seconds an open waits for another process's save before judging a damaged-looking index
 # Files this module owns in an index folder (with leftovers of interrupted saves); others are left alone.
 _DATA_FILE = re.compile(r"(vectors-(\d{6})\.faiss|passages-(\d{6})\.sqlite)(-journal|-wal|-shm)?(\.tmp)?")
 _SCHEMA = """
@@ -51,6 +58,10 @@ CREATE TABLE passages (row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, chunk INTE
 
 def _rebuild_hint(index_dir: Path) -> str:
     return f"rebuild it with `qa ingest PATH --rebuild`, or delete the folder {index_dir}"
+
+
+class _Damaged(CorruptIndexError):
+    """What `Store.open` moves aside: content that is wrong, as opposed to a file it may not read."""
 
 
 class Store:
@@ -96,11 +107,36 @@ class Store:
 
     @classmethod
     def open(cls, index_dir: str | os.PathLike[str], embedder: Embedder) -> Store:
-        """Load an index, checking its format, its embedder and every file's checksum."""
+        """Load an index, checking its format, its embedder, its manifest's and every file's checksum.
+
+        A damaged index is moved aside (nothing is deleted) and `CorruptIndexError` says where, so that
+        the next `qa ingest` builds a fresh one: never a silently wrong answer. Before that verdict the
+        index is read once more under the writer lock, as a save in another process may have switched
+        generations between our reads. Leftovers of interrupted saves go when no save is running.
+        """
+        index_dir = Path(index_dir)
+        try:
+            store = cls._load(index_dir, embedder)
+        except _Damaged as first:
+            with _writer_lock(index_dir, wait=LOCK_WAIT) as locked:
+                if not locked:
+                    raise CorruptIndexError(f"{first}; another process has been saving this index for "
+                                            f"{LOCK_WAIT:.0f} s: try again when it is done") from None
+                try:
+                    store = cls._load(index_dir, embedder)
+                except _Damaged as damaged:
+                    raise CorruptIndexError(f"{damaged}. {_move_aside(index_dir)}") from None
+        store._remove_leftovers()
+        return store
+
+    @classmethod
+    def _load(cls, index_dir: Path, embedder: Embedder) -> Store:
         import faiss
 
-        index_dir = Path(index_dir)
         manifest = _read_manifest(index_dir)
+        manifest_path = index_dir / MANIFEST
+        if "checksum" in manifest and manifest["checksum"] != _manifest_checksum(manifest):
+            raise _Damaged(f"the index file {manifest_path} was altered (its checksum does not match its content)")
         if manifest.get("format_version") != FORMAT_VERSION:
             raise IndexMismatchError(
                 f"the index at {index_dir} has format version {manifest.get('format_version')!r}, "
@@ -116,10 +152,11 @@ class Store:
             vectors_name = next(f for f in files if f.endswith(".faiss"))
             db_name = next(f for f in files if f.endswith(".sqlite"))
             generation = int(manifest["generation"])
+            passages = int(manifest.get("passages", sum(d.passages for d in docs.values())))
+            if not all(_DATA_FILE.fullmatch(f) for f in files):  # only our own files, never a path
+                raise ValueError(f"it names files that are not index files: {sorted(files)}")
         except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as e:
-            raise CorruptIndexError(
-                f"{index_dir / MANIFEST} is incomplete ({type(e).__name__}: {e}); "
-                f"{_rebuild_hint(index_dir)}") from None
+            raise _Damaged(f"the index file {manifest_path} is incomplete ({type(e).__name__}: {e})") from None
         if name != embedder.name or dim != int(embedder.dim):
             raise IndexMismatchError(
                 f"the index at {index_dir} was built with the embedder {name!r} ({dim} dimensions), "
@@ -129,12 +166,13 @@ class Store:
             path = index_dir / filename
             try:
                 actual = _sha256_file(path)
-            except OSError as e:
-                raise CorruptIndexError(f"the index file {path} is missing or unreadable ({e.strerror}); "
-                                        f"{_rebuild_hint(index_dir)}") from None
+            except FileNotFoundError:
+                raise _Damaged(f"the index file {path} is missing") from None
+            except OSError as e:  # not evidence of damage (permissions, a failing disk): nothing is moved
+                raise CorruptIndexError(f"the index file {path} cannot be read ({e.strerror or e}); "
+                                        "check its permissions and the disk") from None
             if actual != digest:
-                raise CorruptIndexError(f"the index file {path} was altered or truncated (checksum "
-                                        f"mismatch); {_rebuild_hint(index_dir)}")
+                raise _Damaged(f"the index file {path} was altered or truncated (checksum mismatch)")
 
         store = cls(index_dir, embedder, chunking, dim)
         store.generation, store._docs = generation, docs
@@ -145,13 +183,23 @@ class Store:
             rows = store._db.execute('SELECT row, doc_id, chunk, start, "end", text FROM passages ORDER BY row')
             store._chunks = [Chunk(doc_id, chunk, start, end, text) for _, doc_id, chunk, start, end, text in rows]
         except (RuntimeError, sqlite3.Error) as e:
-            raise CorruptIndexError(f"cannot read the index at {index_dir} ({e}); "
-                                    f"{_rebuild_hint(index_dir)}") from None
-        if (store._vectors.ntotal != len(store._chunks) or store._vectors.d != dim
+            raise _Damaged(f"cannot read the index at {index_dir} ({e})") from None
+        if (store._vectors.ntotal != len(store._chunks) or store._vectors.d != dim or passages != len(store._chunks)
                 or Counter(c.doc_id for c in store._chunks) != Counter({i: d.passages for i, d in docs.items()})):
-            raise CorruptIndexError(f"the files of the index at {index_dir} do not agree with each other; "
-                                    f"{_rebuild_hint(index_dir)}")
+            raise _Damaged(f"the files of the index at {index_dir} do not agree with each other")
         return store
+
+    def _remove_leftovers(self) -> None:
+        """Delete files of interrupted saves, unless a save is running (then they are its work in progress)."""
+        with _writer_lock(self.index_dir, wait=0) as locked:
+            if not locked:
+                return
+            try:  # read again: a save may have finished since this store was loaded
+                named = _read_manifest(self.index_dir)["files"]
+            except (QAError, KeyError, TypeError):
+                return
+            if isinstance(named, dict):
+                _remove_stale(self.index_dir, keep={MANIFEST, *map(str, named)})
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -296,11 +344,30 @@ class Store:
     # -- saving ----------------------------------------------------------------------------------
 
     def save(self) -> None:
-        """Write a new generation of the index; the previous one stays valid until the last step."""
+        """Write a new generation of the index; the previous one stays valid until the last step.
+
+        Holds the writer lock throughout. A save that fails (a full disk, Ctrl-C) deletes what it had
+        written, so the index on disk stays as it was; files left by a save killed outright are
+        ignored by `open` and deleted by the next open or save.
+        """
+        folder = self.index_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with _writer_lock(folder):
+                before = {p.name for p in folder.iterdir()}
+                try:
+                    self._save(folder)
+                except BaseException:
+                    _remove_new_leftovers(folder, before)
+                    raise
+        except (OSError, sqlite3.Error, RuntimeError) as e:  # RuntimeError: faiss's failed write
+            reason = (e.strerror if isinstance(e, OSError) else None) or e
+            raise IndexWriteError(f"cannot save the index in {folder} ({reason}): free some disk space or "
+                                  "check the folder's permissions, then try again") from e
+
+    def _save(self, folder: Path) -> None:
         import faiss
 
-        folder = self.index_dir
-        folder.mkdir(parents=True, exist_ok=True)
         # Past every generation on disk, so that files left by an interrupted save are never reused.
         generation = max([self.generation, *_generations(folder)]) + 1
         vectors_path = folder / f"vectors-{generation:06d}.faiss"
@@ -324,6 +391,7 @@ class Store:
                                      "passages": d.passages, "also_at": list(d.also_at)}
                           for d in self._docs.values()},
         }
+        manifest["checksum"] = _manifest_checksum(manifest)  # a bit flip that still parses is caught too
         tmp = folder / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
         _fsync(tmp)
@@ -361,20 +429,106 @@ def _read_manifest(index_dir: Path) -> dict:
         raise IndexNotFoundError(f"no index at {index_dir}; build one with `qa ingest PATH`")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CorruptIndexError(f"cannot read {path} ({e}); {_rebuild_hint(index_dir)}") from None
+    except OSError as e:  # not evidence of damage: nothing is moved
+        raise CorruptIndexError(f"the index file {path} cannot be read ({e.strerror or e}); "
+                                "check its permissions and the disk") from None
+    except ValueError as e:
+        raise _Damaged(f"the index file {path} is not valid JSON ({e})") from None
     if not isinstance(manifest, dict):
-        raise CorruptIndexError(f"{path} is not an index manifest; {_rebuild_hint(index_dir)}")
+        raise _Damaged(f"the index file {path} is not an index manifest")
     return manifest
 
 
+def _manifest_checksum(manifest: dict) -> str:
+    """sha256 of the manifest without its "checksum" key, in one canonical JSON spelling."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+                          .encode("utf-8")).hexdigest()
+
+
 def _connect(path: Path) -> sqlite3.Connection:
-    """A read-only connection, shared by threads (calls are serialized by the store's lock)."""
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    """A read-only connection, shared by threads (calls are serialized by the store's lock).
+
+    `immutable`: a generation's file never changes once the manifest names it, so SQLite takes no
+    locks and never looks at a journal or WAL file beside it (a stale one cannot alter what we read).
+    """
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+
+
+@contextlib.contextmanager
+def _writer_lock(folder: Path, wait: float | None = None) -> Iterator[bool]:
+    """Hold an exclusive lock on the index folder itself; yields whether it was had within `wait` seconds.
+
+    `wait` None waits as long as it takes. flock is released by the kernel when its process dies,
+    so a killed save leaves no stale lock. Where there is no flock (Windows, some network file
+    systems) this locks nothing and yields True: one writer at a time is then up to the user.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield True
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        yield False
+        return
+    try:
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if deadline is None else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except BlockingIOError:
+                locked = False
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+            except OSError as e:  # no locks here (ENOLCK, ENOTSUP): carry on unlocked
+                log.debug("cannot lock %s: %s", folder, e)
+                locked = True
+            break
+        yield locked
+    finally:
+        os.close(fd)  # also releases the lock
+
+
+def _move_aside(index_dir: Path) -> str:
+    """Move the index's files into a new `broken-<time>` folder inside `index_dir`; the sentence saying so.
+
+    A subfolder rather than renaming `index_dir`: that needs no rights on the parent folder and keeps
+    whatever else the user put in `index_dir` where it was. Nothing is deleted.
+    """
+    target = index_dir / f"broken-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    n = 1
+    while target.exists():
+        target, n = index_dir / f"broken-{dt.datetime.now():%Y%m%d-%H%M%S}-{n}", n + 1
+    ours = sorted(p for p in index_dir.iterdir() if _DATA_FILE.fullmatch(p.name) or p.name == MANIFEST + ".tmp")
+    try:
+        target.mkdir()
+        # The manifest first: from then on the folder holds no index, rather than one naming moved files.
+        for path in [index_dir / MANIFEST, *ours]:
+            if path.exists():
+                os.replace(path, target / path.name)
+        _fsync(index_dir)
+    except OSError as e:
+        return f"It could not be moved aside ({e.strerror or e}): {_rebuild_hint(index_dir)}"
+    log.info("moved the damaged index at %s to %s", index_dir, target)
+    return (f"The damaged index was moved to {target}: build a new one with `qa ingest PATH` "
+            "(delete that folder once you no longer need it)")
 
 
 def _generations(folder: Path) -> list[int]:
     return [int(m[2] or m[3]) for p in folder.iterdir() if (m := _DATA_FILE.fullmatch(p.name))]
+
+
+def _remove_new_leftovers(folder: Path, before: set[str]) -> None:
+    """After a failed save: delete the files of ours it created, unless the manifest names them."""
+    try:
+        named = set(_read_manifest(folder).get("files") or ())
+    except QAError:
+        named = set()
+    _remove_stale(folder, keep=before | named | {MANIFEST})
 
 
 def _remove_stale(folder: Path, keep: set[str]) -> None:

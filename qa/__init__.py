@@ -6,8 +6,8 @@
     print(answer.text, answer.citations)
 """
 
-from index.errors import (CorruptIndexError, IndexMismatchError, IndexNotFoundError, InputError, ModelError,
-                          QAError)
+from index.errors import (CorruptIndexError, IndexMismatchError, IndexNotFoundError, IndexWriteError, InputError,
+                          ModelError, QAError)
 
 from .answer import Answer, Citation, Timings
 from .assistant import Assistant, ask
@@ -15,5 +15,5 @@ from .config import Settings
 
 __all__ = [
     "Answer", "Assistant", "Citation", "CorruptIndexError", "IndexMismatchError", "IndexNotFoundError",
-    "InputError", "ModelError", "QAError", "Settings", "Timings", "ask",
+    "IndexWriteError", "InputError", "ModelError", "QAError", "Settings", "Timings", "ask",
 ]

@@ -38,6 +38,9 @@ _NOTHING = re.compile(
     r"no (information|mention|details?)|does not (say|mention|specify|state|provide)|"
     r"do not (say|mention|specify|state|provide)|unknown|cannot be determined)\b", re.IGNORECASE)
 
+_INVISIBLE = {"Cf", "Co", "Cs", "Cn"}
+_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")  # variation selectors
+
 _YES_NO = re.compile(r"^(?:yes|no)\s*[,.;:!\u2013\u2014-]\s*", re.IGNORECASE)
 
 _generators: dict[tuple, LlamaGenerator] = {}
@@ -54,15 +57,31 @@ def shared_generator(settings: Settings, progress: bool = True) -> LlamaGenerato
         return _generators[key]
 
 
+def visible_text(text: str) -> str:
+    """`text` without the characters a reader cannot see, with control characters and line breaks as spaces.
+
+    Gone: format characters (Cf: bidirectional overrides and isolates, zero-width characters, the tag
+    characters U+E0000-E007F), private-use, surrogate and unassigned code points, and variation
+    selectors. None carries meaning in a question, and each can smuggle instructions or data past a
+    human reader to the model.
+    """
+    kept = []
+    for c in text:
+        category = unicodedata.category(c)
+        if category in _INVISIBLE or _SELECTORS.match(c) or 0xE0000 <= ord(c) <= 0xE007F:
+            continue
+        kept.append(" " if category in ("Cc", "Zl", "Zp") else c)
+    return "".join(kept)
+
+
 def clean_question(question: str, limit: int) -> str:
     """The question without invisible and control characters; an InputError when nothing usable is left."""
     if not isinstance(question, str):
         raise InputError("the question must be text")
-    # Format (Cf: bidi overrides, zero-width, tag characters) and control characters (Cc) never carry
-    # meaning in a question, and can smuggle instructions past a reader.
-    kept = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
-                   for c in question if unicodedata.category(c) not in ("Cf", "Co", "Cs"))
-    kept = re.sub(r"\s+", " ", kept).strip()
+    if len(question) > 100 * limit:  # not worth cleaning character by character first
+        raise InputError(f"the question is {len(question):,} characters long; the limit is {limit:,}. "
+                         "Ask something shorter.")
+    kept = re.sub(r"\s+", " ", visible_text(question)).strip()
     if not kept:
         raise InputError("the question is empty: type a question about the articles")
     if len(kept) > limit:
@@ -135,7 +154,8 @@ class Assistant:
         """Yield the answer's text as the model writes it, then the checked `Answer` (which may differ)."""
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
-        history = [(clean_question(q, 10 * self.settings.max_question_chars), a) for q, a in history][-3:]
+        history = [(clean_question(q, 10 * self.settings.max_question_chars), visible_text(a))
+                   for q, a in history][-3:]
         with self._store_lock:
             store = self.store
         passages = retrieve(store, standalone_query(question, history), self.settings.passages)
@@ -181,6 +201,10 @@ class Assistant:
                 shown.pop()
             if fits:
                 break
+        if not fits:  # the question alone fills the window: refuse it rather than overflow the model
+            raise InputError(f"the question is too long for the model: with one passage the prompt needs "
+                             f"{self.generator.count_tokens(messages):,} tokens and {budget:,} are available. "
+                             "Ask something shorter.")
         notes = []
         if len(shown) < len(passages):
             notes.append(f"{len(passages) - len(shown)} lower-ranked passage(s) left out to fit the context window")

@@ -66,6 +66,9 @@ def _format(answer) -> str:
 
 
 def cmd_ask(args) -> int:
+    from .assistant import clean_question
+
+    clean_question(args.question, _settings(args).max_question_chars)  # a bad question fails before the model loads
     bot = _assistant(args)
     if args.json:
         answer = bot.ask(args.question)

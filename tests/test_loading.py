@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -137,10 +138,10 @@ def test_folder_and_unreadable_file_are_rejected(tmp_path, monkeypatch):
         load_file(tmp_path / "folder.txt")
     locked = write_article(tmp_path, "locked.txt", "Secret text.")
 
-    def denied(self):  # chmod 000 does not stop root, so fake the refusal
-        raise PermissionError(13, "Permission denied", str(self))
+    def denied(path, *args, **kwargs):  # chmod 000 does not stop root, so fake the refusal
+        raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(RejectedFile, match="permission denied"):
         load_file(locked)
 

@@ -20,6 +20,7 @@ from index import (
     iter_files,
     load_file,
 )
+from index.store import _manifest_checksum
 
 
 def add(store: Store, path: Path) -> str:
@@ -122,8 +123,8 @@ def test_other_embedder_is_refused(store):
 def test_unknown_format_version_is_refused(store, embedder):
     store.save()
     path = store.index_dir / "manifest.json"
-    manifest = json.loads(path.read_text())
-    path.write_text(json.dumps({**manifest, "format_version": 99}))
+    manifest = {**json.loads(path.read_text()), "format_version": 99}
+    path.write_text(json.dumps({**manifest, "checksum": _manifest_checksum(manifest)}))  # not damage: a newer index
     with pytest.raises(IndexMismatchError, match="format version 99.*--rebuild"):
         Store.open(store.index_dir, embedder)
 
@@ -145,7 +146,7 @@ def test_damaged_data_file_is_named(store, embedder, damage, pattern):
         path.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
     else:
         path.unlink()
-    with pytest.raises(CorruptIndexError, match=f"{path.name}.*--rebuild"):
+    with pytest.raises(CorruptIndexError, match=f"{path.name}.*moved to .*broken-.*qa ingest"):
         Store.open(store.index_dir, embedder)
 
 
@@ -183,11 +184,12 @@ def test_crash_before_the_manifest_is_replaced_leaves_the_old_index(store, embed
     with pytest.raises(KeyboardInterrupt):
         store.save()
     monkeypatch.undo()
-    assert (store.index_dir / "vectors-000002.faiss").exists()  # the new generation was written
+    # The failed save deleted what it had written; the old generation is untouched.
+    assert data_files(store.index_dir) == ["manifest.json", "passages-000001.sqlite", "vectors-000001.faiss"]
     reopened = Store.open(store.index_dir, embedder)
     assert reopened.documents() == before and reopened.generation == 1
     reopened.save()
-    assert data_files(store.index_dir) == ["manifest.json", "passages-000003.sqlite", "vectors-000003.faiss"]
+    assert data_files(store.index_dir) == ["manifest.json", "passages-000002.sqlite", "vectors-000002.faiss"]
 
 
 def test_texts_survive_saves_after_reopening(store, embedder, tmp_path):

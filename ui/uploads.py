@@ -7,7 +7,9 @@ by default beside the index folder. Uploading a file of the same name again repl
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,9 +36,25 @@ def keep(files: Sequence[str | Path], folder: Path) -> list[Path]:
             raise InputError(f"cannot add {Path(file).name!r}: give the file a name")
         target = folder / name
         if Path(file).resolve() != target.resolve():
-            shutil.copyfile(file, target)
+            _copy_into(Path(file), target)
         kept.append(target)
     return kept
+
+
+def _copy_into(source: Path, target: Path) -> None:
+    """Copy `source` to `target` by way of a new file in the same folder, then a rename.
+
+    The rename replaces whatever `target` is, a symbolic link included, where copying onto a link
+    would write to the file it points at, which may be anywhere.
+    """
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-", suffix=".part")
+    try:
+        with open(fd, "wb") as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def add(bot: Assistant, files: Sequence[str | Path], folder: Path, progress: bool = True) -> IngestReport:
