@@ -7,6 +7,7 @@ one ("openai": vLLM, Ollama), and can misbehave on request.
 
 from __future__ import annotations
 
+import html
 import json
 import socket
 import threading
@@ -426,3 +427,13 @@ def test_the_cli_flag_reports_a_server_that_is_down_in_one_line(tmp_path, articl
     assert cli.main(["ask", "Where?", "--index", str(tmp_path / "ix"), "--llm-url", url]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"qa: cannot reach the LLM server at {url}") and "Traceback" not in err
+
+
+def test_the_app_says_where_the_model_answers_from(fake, store, tmp_path):
+    from ui.app import build_app
+
+    bot = Assistant(store, RemoteGenerator(fake.url), Settings(index_dir=store.index_dir))
+    app = build_app(bot, uploads_dir=tmp_path / "uploads")
+    header = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "qa-header")
+    shown = html.unescape(header.value)
+    assert f"answers from {fake.url}" in shown and "this machine" not in shown
