@@ -28,6 +28,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import PurePosixPath
@@ -47,6 +49,7 @@ _MAX_PASSAGES = 20  # the largest `passages` setting (config.py): grammars we kn
 _BYTES_PER_TOKEN = 3  # English BPE averages about 4 characters a token: 3 bytes overestimates, as it should
 _MESSAGE_OVERHEAD = 8  # role markers and separators a chat template adds around each message
 _CONSTRAINT_WORDS = ("grammar", "response_format", "json_schema", "schema")
+_QUICK = 30.0  # seconds for the calls that are not a generation: listing models, counting tokens
 
 
 def reply_schema(passages: int) -> dict:
@@ -115,19 +118,22 @@ class RemoteGenerator:
     `model` is the name the server knows the model by (default: the first it lists); `api_key` is sent
     as a bearer token; `context_size` is used when the server does not tell its own; `constraint` is
     "auto" (by server, see the module docstring) or one of "grammar", "json_schema", "none";
-    `timeout` is how long to wait for the server's next bytes, in seconds.
+    `timeout` is how long to wait for the server's next bytes while it answers, in seconds (a question
+    may wait in the server's queue); questions about the server itself get at most `_QUICK` seconds.
     """
 
     def __init__(self, url: str, *, model: str | None = None, api_key: str | None = None,
-                 context_size: int = 2048, constraint: str = "auto", timeout: float = 300.0,
-                 transport: httpx.BaseTransport | None = None):
+                 context_size: int = 2048, constraint: str = "auto", timeout: float = 300.0):
         if constraint != "auto" and constraint not in CONSTRAINTS:
             raise InputError(f"constraint must be auto or one of {', '.join(CONSTRAINTS)}, not {constraint!r}")
         self._root, self._api, self.url = _split_url(url)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        # trust_env=False: the prompt goes to this URL only, never through a proxy from the environment.
-        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=10.0),
-                                    trust_env=False, transport=transport)
+        # trust_env=False: the prompt goes to this URL only, never through a proxy from the environment;
+        # a certificate authority of one's own (SSL_CERT_FILE) is still honoured.
+        cafile = os.environ.get("SSL_CERT_FILE")
+        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(min(timeout, _QUICK), connect=10.0),
+                                    verify=ssl.create_default_context(cafile=cafile) if cafile else True,
+                                    trust_env=False)
         self._timeout = timeout
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
@@ -166,7 +172,8 @@ class RemoteGenerator:
 
     def _fail(self, e: Exception, doing: str) -> ModelError:
         if isinstance(e, httpx.TimeoutException):
-            return ModelError(f"the LLM server at {self.url} did not answer within {self._timeout:g} s "
+            waited = self._timeout if doing == "answering" else min(self._timeout, _QUICK)
+            return ModelError(f"the LLM server at {self.url} did not answer within {waited:g} s "
                               f"while {doing}: is it overloaded? ({type(e).__name__})")
         if isinstance(e, httpx.ConnectError):
             return ModelError(f"cannot reach the LLM server at {self.url} ({e}): start it, or fix QA_LLM_URL "
@@ -292,7 +299,8 @@ class RemoteGenerator:
         """Yield the reply's text; return the server's reason when it rejected the constraint (to retry)."""
         doing = "answering"
         try:
-            with self._client.stream("POST", self._api + "/chat/completions", json=body) as response:
+            with self._client.stream("POST", self._api + "/chat/completions", json=body,
+                                     timeout=httpx.Timeout(self._timeout, connect=10.0)) as response:
                 if response.status_code >= 400:
                     response.read()
                     detail = _error_detail(response)
