@@ -284,6 +284,10 @@ class RemoteGenerator:
                       "stream": True}
         if self.model:
             body["model"] = self.model
+        if self.kind != "openai":
+            # llama-cpp-python's server penalizes repeats by default (1.1); the reply must repeat the
+            # passage's words to quote them, and the local model does not penalize them either.
+            body["repeat_penalty"] = 1.0
         if grammar and constraint == "grammar":
             body["grammar"] = grammar
         elif grammar and constraint == "json_schema":

@@ -185,6 +185,8 @@ def test_each_kind_of_server_gets_the_constraint_it_understands(fake, kind, sent
     "".join(gen.generate(MESSAGES, grammar=prompt.grammar(3)))
     body = fake.chats()[0]
     assert sent in body and not_sent not in body
+    # quoting repeats the passage's words: llama.cpp servers must not penalize that (OpenAI has no such field)
+    assert body.get("repeat_penalty") == (None if kind == "openai" else 1.0)
     if sent == "grammar":
         assert body["grammar"] == prompt.grammar(3)
     else:
