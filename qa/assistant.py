@@ -43,12 +43,14 @@ _SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")  # variation sel
 
 _YES_NO = re.compile(r"^(?:yes|no)\s*[,.;:!\u2013\u2014-]\s*", re.IGNORECASE)
 
-_generators: dict[tuple, LlamaGenerator] = {}
+_generators: dict[tuple, Generator] = {}
 _generators_lock = threading.Lock()
 
 
-def shared_generator(settings: Settings, progress: bool = True) -> LlamaGenerator:
-    """One loaded model per (model, context, threads) per process."""
+def shared_generator(settings: Settings, progress: bool = True) -> Generator:
+    """One loaded model per (model, context, threads) per process, or one connection per LLM server URL."""
+    if settings.llm_url:
+        return _remote_generator(settings)
     key = (settings.model, settings.context_size, settings.threads)
     with _generators_lock:
         if key not in _generators:
@@ -72,6 +74,17 @@ def visible_text(text: str) -> str:
             continue
         kept.append(" " if category in ("Cc", "Zl", "Zp") else c)
     return "".join(kept)
+
+
+def _remote_generator(settings: Settings) -> Generator:
+    from .remote import RemoteGenerator  # httpx only when a server is used
+
+    key = ("remote", settings.llm_url, settings.llm_model, settings.llm_key, settings.context_size)
+    with _generators_lock:
+        if key not in _generators:
+            _generators[key] = RemoteGenerator(settings.llm_url, model=settings.llm_model,
+                                               api_key=settings.llm_key, context_size=settings.context_size)
+        return _generators[key]
 
 
 def clean_question(question: str, limit: int) -> str:

@@ -20,7 +20,8 @@ from .config import Settings
 def _settings(args) -> Settings:
     return Settings.from_env(index_dir=args.index, model=getattr(args, "model", None),
                              passages=getattr(args, "passages", None),
-                             context_size=getattr(args, "context", None), threads=getattr(args, "threads", None))
+                             context_size=getattr(args, "context", None), threads=getattr(args, "threads", None),
+                             llm_url=getattr(args, "llm_url", None))
 
 
 def _assistant(args):
@@ -28,7 +29,7 @@ def _assistant(args):
 
     s = _settings(args)
     return Assistant.load(s.index_dir, model=s.model, passages=s.passages, context_size=s.context_size,
-                          threads=s.threads)
+                          threads=s.threads, llm_url=s.llm_url)
 
 
 def cmd_ingest(args) -> int:
@@ -171,6 +172,8 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--passages", type=int, help="passages shown to the model (QA_PASSAGES, default 4)")
         c.add_argument("--context", type=int, help="context window in tokens (QA_CONTEXT, default 2048)")
         c.add_argument("--threads", type=int, help="CPU threads (QA_THREADS, default: all cores)")
+        c.add_argument("--llm-url", metavar="URL", help="an OpenAI-compatible chat server (llama.cpp, vLLM, "
+                       "Ollama) to use instead of the local model; the prompt is sent there (QA_LLM_URL)")
 
     c = command("ingest", cmd_ingest, "add or update articles (files or folders) in the index")
     c.add_argument("paths", nargs="+")

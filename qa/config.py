@@ -25,9 +25,14 @@ class Settings:
     threads: int | None = None        # QA_THREADS: CPU threads for the model; None = all cores
     max_tokens: int = 160             # longest reply the model may write
     max_question_chars: int = 2000    # longer questions are refused with a message
+    # An OpenAI-compatible chat server to use instead of the local model (qa/remote.py); None = local.
+    llm_url: str | None = None        # QA_LLM_URL: e.g. http://127.0.0.1:8080 (llama-server, vLLM, Ollama)
+    llm_model: str | None = None      # QA_LLM_MODEL: the model's name on that server; None = the first it lists
+    llm_key: str | None = field(default=None, repr=False)  # QA_LLM_KEY: API key, if the server wants one
 
     _ENV = {"index_dir": "QA_INDEX_DIR", "model": "QA_MODEL", "passages": "QA_PASSAGES",
-            "context_size": "QA_CONTEXT", "threads": "QA_THREADS"}
+            "context_size": "QA_CONTEXT", "threads": "QA_THREADS",
+            "llm_url": "QA_LLM_URL", "llm_model": "QA_LLM_MODEL", "llm_key": "QA_LLM_KEY"}
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:

@@ -107,8 +107,11 @@ def build_app(bot: Assistant, uploads_dir: str | Path | None = None) -> gr.Block
 
     with gr.Blocks(title="News QA", analytics_enabled=False, delete_cache=(3600, 6 * 3600)) as app:
         conversation = gr.State(chat.Conversation())  # one per session
+        # With a model server (QA_LLM_URL), questions and passages go to it: say so rather than "this machine".
+        where = (f"The model answers from {bot.generator.url}" if getattr(bot.generator, "url", None)
+                 else "Everything runs on this machine")
         gr.HTML(f'<div class="qa-header"><h1>News QA</h1><p>Answers come from your articles only, each claim '
-                f'with its source. Everything runs on this machine ({render.escape(bot.generator.name)}).</p></div>',
+                f'with its source. {render.escape(where)} ({render.escape(bot.generator.name)}).</p></div>',
                 elem_id="qa-header")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
