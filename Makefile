@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # PyTorch first, pinned: this CPU build lies on the machine's disk, an unpinned torch pulls a CUDA build.
 TORCH ?= torch==2.13.0
-EXTRAS ?= test,model-1-5b
+# The 0.5B model keeps the slow tests of the model server, odd questions and hostile articles short.
+EXTRAS ?= test,model-1-5b,model-0-5b
 # The browser test drives Debian's Chromium (no browser download); set CHROMIUM= to skip installing it.
 CHROMIUM ?= /usr/bin/chromium
 
