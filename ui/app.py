@@ -56,6 +56,7 @@ def build_app(bot: Assistant, uploads_dir: str | Path | None = None) -> gr.Block
         question = (question or "").strip()
         if not question:
             return "", gr.skip(), gr.skip()
+        conversation.sent = question
         if conversation.pending:
             return question, "", gr.skip()
         return question, "", chat.messages([*conversation.exchanges, chat.waiting(question)])
@@ -77,6 +78,14 @@ def build_app(bot: Assistant, uploads_dir: str | Path | None = None) -> gr.Block
         path = folder / "news-qa-conversation.md"
         path.write_text(text, encoding="utf-8")
         return gr.DownloadButton(value=str(path), interactive=True), export.answer_markdown(turns[-1][1])
+
+    def turned_away(question, typed, conversation):
+        """After a full queue turned the question away (it never began, and was not stopped or cleared):
+        the question back in the box, unless the user typed another meanwhile, and the chat as it was."""
+        if not question or conversation.sent != question:
+            return gr.skip(), gr.skip()
+        conversation.sent = None
+        return typed or question, conversation.messages()
 
     def stop(conversation):
         conversation.stop()
@@ -161,6 +170,9 @@ def build_app(bot: Assistant, uploads_dir: str | Path | None = None) -> gr.Block
                         for trigger in (ask_btn.click, question.submit)]
         for event in asked_events:
             event.then(finished, [conversation], [export_btn, last_answer], api_visibility="private")
+            # Turned away by a full queue: the question goes back in the box, to be sent again.
+            event.failure(turned_away, [asked, question, conversation], [question, chatbot], queue=False,
+                          api_visibility="private")
         stop_btn.click(stop, [conversation], [chatbot], cancels=asked_events, queue=False, api_visibility="private")
         for clearing in (clear_btn.click, chatbot.clear):  # the button, and the chat's own bin icon
             clearing(clear, [conversation], [chatbot, export_btn, last_answer], cancels=asked_events, queue=False,
