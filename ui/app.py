@@ -26,6 +26,8 @@ import weakref
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from qa import Assistant, InputError, QAError
 
@@ -200,8 +202,6 @@ def serve(bot: Assistant, host: str = "127.0.0.1", port: int = 7860, auth=None, 
     check_exposure(host, auth, no_auth)
     app = build_app(bot, uploads_dir)
     bot.warm_up()  # so the first question does not also pay for loading the embedder and the system prompt
-    from starlette.middleware import Middleware
-
     try:
         _, url, _ = app.launch(
             server_name=host, server_port=port, auth=auth, prevent_thread_lock=True, quiet=True,
@@ -253,8 +253,6 @@ class BodyLimits:
     """
 
     def __init__(self, app):
-        from starlette.middleware.body_limit import RequestBodyLimitMiddleware
-
         self.app = app
         self.uploads = RequestBodyLimitMiddleware(app, MAX_UPLOAD_REQUEST)
         self.others = RequestBodyLimitMiddleware(app, MAX_REQUEST)
