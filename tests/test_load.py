@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from fakes import FakeGenerator, HashEmbedder, write_article
+from fakes import FakeGenerator, write_article
 from index import load_file, writing
 from test_ui_api import best_sentence, fake_bot, running_app
 
