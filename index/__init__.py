@@ -17,7 +17,7 @@ from .errors import (
     QAError,
     RejectedFile,
 )
-from .ingest import ingest
+from .ingest import ingest, writing
 from .keyword import KeywordIndex
 from .loading import iter_files, load_file
 from .store import Store
@@ -28,4 +28,5 @@ __all__ = [
     "IndexMismatchError", "IndexNotFoundError", "IndexWriteError", "IngestReport", "InputError", "KeywordIndex",
     "ModelError", "Passage", "QAError", "Rejection", "RejectedFile", "SentenceTransformerEmbedder",
     "Store", "chunk_document", "default_embedder", "ingest", "iter_files", "load_file", "split_sentences",
+    "writing",
 ]

@@ -3,7 +3,9 @@
 A document is known by its source path (resolved, absolute). Unchanged files cost a hash and no
 embedding; changed files are re-embedded; an exact copy of an indexed text under another name is
 recorded as a duplicate, not indexed twice. Bad files are reported, never fatal. The index is
-saved once at the end, and only if something changed.
+saved once at the end, and only if something changed. One ingest at a time writes to an index
+folder, in this process or another (a lock file in the folder): two writers at once would both build
+on the same generation, and the second save would drop what the first added.
 """
 
 from __future__ import annotations
@@ -25,6 +27,20 @@ from .store import Store
 from .types import Chunk, Document, IngestReport, Rejection
 
 log = logging.getLogger(__name__)
+
+WRITE_LOCK = "write.lock"
+
+
+def writing(index_dir: str | os.PathLike[str]):
+    """The lock a writer of the index in `index_dir` holds, across threads and processes.
+
+    Re-entrant within a thread, so a caller can hold it over an ingest and the reload that follows.
+    """
+    from filelock import FileLock
+
+    folder = Path(index_dir).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(folder / WRITE_LOCK, is_singleton=True)
 
 
 def ingest(
@@ -51,7 +67,13 @@ def ingest(
     files = list(iter_files(paths))
     if not files:
         raise InputError(f"no {' '.join(SUPPORTED_SUFFIXES)} files in {', '.join(map(str, paths))}")
+    with writing(index_dir):
+        return _update(files, index_dir, embedder, chunking, prune, rebuild, progress, batch_size, started)
 
+
+def _update(files: list[Path], index_dir: str | os.PathLike[str], embedder: Embedder | None,
+            chunking: ChunkingParams | None, prune: bool, rebuild: bool, progress: bool, batch_size: int,
+            started: float) -> IngestReport:
     embedder = embedder or default_embedder()
     if rebuild:
         store = Store.create(index_dir, embedder, chunking)

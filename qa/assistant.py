@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from index import (Embedder, IngestReport, InputError, Passage, Store, default_embedder, ingest,
-                   split_sentences)
+                   split_sentences, writing)
 
 from . import citations, prompt
 from .answer import Answer, Citation, Timings
@@ -133,12 +133,17 @@ class Assistant:
     # -- the index -------------------------------------------------------------------------------------
 
     def add(self, paths: Iterable[str | Path], progress: bool = False) -> IngestReport:
-        """Ingest more articles; questions asked meanwhile see the old index, then the new one."""
-        report = ingest(list(paths), self.store.index_dir, self.store.embedder, progress=progress)
-        if report.added or report.updated or report.removed:
-            fresh = Store.open(self.store.index_dir, self.store.embedder)
-            with self._store_lock:
-                self.store = fresh
+        """Ingest more articles; questions asked meanwhile see the old index, then the new one.
+
+        The index is reloaded and swapped in while this writer still holds the index's lock, so that
+        no other writer can delete the files being loaded, and two adds cannot swap in out of order.
+        """
+        with writing(self.store.index_dir):
+            report = ingest(list(paths), self.store.index_dir, self.store.embedder, progress=progress)
+            if report.added or report.updated or report.removed:
+                fresh = Store.open(self.store.index_dir, self.store.embedder)
+                with self._store_lock:
+                    self.store = fresh
         return report
 
     def warm_up(self) -> None:

@@ -151,9 +151,12 @@ def cmd_eval(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from ui.app import serve
+    from ui.app import check_exposure, parse_auth, serve
 
-    serve(_assistant(args), host=args.host, port=args.port)
+    text = None if args.no_auth else args.auth or os.environ.get("QA_AUTH")
+    auth = parse_auth(text) if text else None
+    check_exposure(args.host, auth, args.no_auth)  # before minutes of loading, not after
+    serve(_assistant(args), host=args.host, port=args.port, auth=auth, no_auth=args.no_auth)
     return 0
 
 
@@ -191,8 +194,14 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", action="store_true", help="print the summary only")
     model_options(c)
     c = command("serve", cmd_serve, "start the browser app")
-    c.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    c.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; others need --auth or --no-auth)")
     c.add_argument("--port", type=int, default=7860)
+    access = c.add_mutually_exclusive_group()
+    access.add_argument("--auth", metavar="USER:PASSWORD",
+                        help="ask for this user name and password (QA_AUTH, which keeps it out of the process list)")
+    access.add_argument("--no-auth", action="store_true",
+                        help="let anyone who can reach --host use the app without a password")
     model_options(c)
     return p
 

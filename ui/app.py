@@ -5,6 +5,10 @@
 Questions (from the page or the API) share one queue slot, as the model answers one at a time; adding
 articles has a slot of its own, so an upload does not wait for an answer and the next question sees it.
 
+What reaches the server is bounded: 16 requests wait at most (the next is told the app is busy), a
+request body is 1 MB at most (uploads: 10 MB a file, 64 MB a request), and refused by its declared
+size before it is read. Serving beyond this machine needs a password, or an explicit `no_auth`.
+
 Chat messages are our own escaped HTML (`render.py`), shown with Markdown rendering off and Gradio's
 HTML sanitizer on; the chat's copy buttons would copy that HTML, so "Copy answer" copies Markdown.
 This is the one module that imports Gradio.
@@ -16,13 +20,16 @@ import hashlib
 import ipaddress
 import logging
 import shutil
+import sys
 import tempfile
 import weakref
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
-from qa import Assistant, QAError
+from qa import Assistant, InputError, QAError
 
 from . import chat, export, render, uploads
 
@@ -30,6 +37,9 @@ log = logging.getLogger(__name__)
 
 CSS = Path(__file__).with_name("style.css").read_text(encoding="utf-8")
 MAX_UPLOAD = "10mb"      # per file; the loader's own limit is higher
+MAX_UPLOAD_REQUEST = 64 * 2**20   # bytes of one upload, all its files together
+MAX_REQUEST = 2**20      # bytes of any other request body: a question is 2,000 characters at most
+UPLOAD_PATH = "/gradio_api/upload"
 QUEUE_SIZE = 16          # requests waiting beyond this are turned away with a message
 MAX_PASSAGES = 10        # the slider's end; more rarely fit the model's context window
 COPY_JS = "(text) => { if (text) { navigator.clipboard.writeText(text); } return []; }"
@@ -48,6 +58,7 @@ def build_app(bot: Assistant, uploads_dir: str | Path | None = None) -> gr.Block
         question = (question or "").strip()
         if not question:
             return "", gr.skip(), gr.skip()
+        conversation.sent = question
         if conversation.pending:
             return question, "", gr.skip()
         return question, "", chat.messages([*conversation.exchanges, chat.waiting(question)])
@@ -69,6 +80,14 @@ def build_app(bot: Assistant, uploads_dir: str | Path | None = None) -> gr.Block
         path = folder / "news-qa-conversation.md"
         path.write_text(text, encoding="utf-8")
         return gr.DownloadButton(value=str(path), interactive=True), export.answer_markdown(turns[-1][1])
+
+    def turned_away(question, typed, conversation):
+        """After a full queue turned the question away (it never began, and was not stopped or cleared):
+        the question back in the box, unless the user typed another meanwhile, and the chat as it was."""
+        if not question or conversation.sent != question:
+            return gr.skip(), gr.skip()
+        conversation.sent = None
+        return typed or question, conversation.messages()
 
     def stop(conversation):
         conversation.stop()
@@ -156,6 +175,9 @@ def build_app(bot: Assistant, uploads_dir: str | Path | None = None) -> gr.Block
                         for trigger in (ask_btn.click, question.submit)]
         for event in asked_events:
             event.then(finished, [conversation], [export_btn, last_answer], api_visibility="private")
+            # Turned away by a full queue: the question goes back in the box, to be sent again.
+            event.failure(turned_away, [asked, question, conversation], [question, chatbot], queue=False,
+                          api_visibility="private")
         stop_btn.click(stop, [conversation], [chatbot], cancels=asked_events, queue=False, api_visibility="private")
         for clearing in (clear_btn.click, chatbot.clear):  # the button, and the chat's own bin icon
             clearing(clear, [conversation], [chatbot, export_btn, last_answer], cancels=asked_events, queue=False,
@@ -171,13 +193,16 @@ def build_app(bot: Assistant, uploads_dir: str | Path | None = None) -> gr.Block
     return app
 
 
-def serve(bot: Assistant, host: str = "127.0.0.1", port: int = 7860, auth=None, *, block: bool = True,
-          uploads_dir: str | Path | None = None) -> gr.Blocks:
+def serve(bot: Assistant, host: str = "127.0.0.1", port: int = 7860, auth=None, *, no_auth: bool = False,
+          block: bool = True, uploads_dir: str | Path | None = None) -> gr.Blocks:
     """Start the app on `host`:`port` and print its address; with `block`, run until Ctrl-C.
 
-    `auth` is Gradio's: a (user, password) pair, a list of them, or a function of the two. Returns the
-    running app (call `.close()` to stop it when `block` is False).
+    `auth` is Gradio's: a (user, password) pair, a list of them, or a function of the two. A `host`
+    other than this machine's loopback needs `auth`, or `no_auth=True` to let anyone who can reach
+    the port in (a QAError otherwise, before anything is loaded). Returns the running app (call
+    `.close()` to stop it when `block` is False).
     """
+    check_exposure(host, auth, no_auth)
     app = build_app(bot, uploads_dir)
     bot.warm_up()  # so the first question does not also pay for loading the embedder and the system prompt
     try:
@@ -185,19 +210,63 @@ def serve(bot: Assistant, host: str = "127.0.0.1", port: int = 7860, auth=None, 
             server_name=host, server_port=port, auth=auth, prevent_thread_lock=True, quiet=True,
             max_file_size=MAX_UPLOAD, css=CSS, share=False, inbrowser=False, ssr_mode=False,
             mcp_server=False, enable_monitoring=False, run_history=False, show_error=False,
-            footer_links=["api", "settings"])
+            footer_links=["api", "settings"], app_kwargs={"middleware": [Middleware(BodyLimits)]})
     except OSError as e:
         raise QAError(f"cannot serve on {host}:{port}: {e}. Is another server using the port? "
                       "Choose another with --port.") from None
     # The one line a user needs, printed rather than logged: it is what `qa serve` answers with.
     print(f"News QA is running at {url} with {len(bot.store.documents())} articles and the model "
-          f"{bot.generator.name}. Press Ctrl-C to stop.", flush=True)
+          f"{bot.generator.name}{' (password required)' if auth else ''}. Press Ctrl-C to stop.", flush=True)
     if not _is_loopback(host):
-        print(f"Listening on {host}: other machines that can reach this one can use the app"
-              f"{'' if auth else ' without a password'}.", flush=True)
+        if auth:
+            print(f"Listening on {host}: other machines that can reach this one can use the app with the "
+                  "password. Plain HTTP does not encrypt it: use a network you trust.", file=sys.stderr, flush=True)
+        else:
+            print(f"WARNING: listening on {host} without a password: anyone who can reach port {port} of this "
+                  "machine can read the articles and add files.", file=sys.stderr, flush=True)
     if block:
         app.block_thread()
     return app
+
+
+def check_exposure(host: str, auth, no_auth: bool = False) -> None:
+    """A QAError when `host` lets other machines in without a password and `no_auth` does not say so."""
+    if auth or no_auth or _is_loopback(host):
+        return
+    raise QAError(f"refusing to serve on {host} without a password: anyone who can reach this machine could "
+                  "read the articles and add files. Set one with --auth USER:PASSWORD (or QA_AUTH=USER:PASSWORD), "
+                  "or add --no-auth if everyone on that network may use the app.")
+
+
+def parse_auth(text: str) -> tuple[str, str]:
+    """`USER:PASSWORD` (from --auth or QA_AUTH) as Gradio's (user, password) pair; the password may hold ':'."""
+    user, colon, password = text.partition(":")
+    if not colon or not user.strip() or not password:
+        raise InputError("the password must be given as USER:PASSWORD, both parts non-empty")
+    return user.strip(), password
+
+
+class BodyLimits:
+    """ASGI middleware: request bodies over their limit get 413 Content Too Large.
+
+    A body whose Content-Length is over the limit is refused before a byte of it is read; one sent
+    without a length is refused as soon as it passes the limit (the server drops the rest unkept).
+    Without this, Gradio's API reads a JSON body of any size into memory, and queues it, before the
+    question is found too long. Gradio itself checks each uploaded file against MAX_UPLOAD.
+    """
+
+    def __init__(self, app):
+        self.app = app
+        self.uploads = RequestBodyLimitMiddleware(app, MAX_UPLOAD_REQUEST)
+        self.others = RequestBodyLimitMiddleware(app, MAX_REQUEST)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif scope["path"].rstrip("/").endswith(UPLOAD_PATH):
+            await self.uploads(scope, receive, send)
+        else:
+            await self.others(scope, receive, send)
 
 
 def _is_loopback(host: str) -> bool:

@@ -56,6 +56,7 @@ class Conversation:
 
     def __init__(self) -> None:
         self.exchanges: list[Exchange] = []
+        self.sent: str | None = None   # a question on its way to the model, until its answer begins
         self._ticket = 0
         self._lock = threading.Lock()
 
@@ -80,6 +81,7 @@ class Conversation:
         """Show `question` as being answered; the ticket that lets its answer change the conversation."""
         with self._lock:
             self._ticket += 1
+            self.sent = None
             if self.pending:  # an answer whose stream was cancelled without Stop (a closed tab)
                 self.exchanges[-1] = _stopped(self.exchanges[-1])
             self.exchanges.append(waiting(question))
@@ -97,12 +99,14 @@ class Conversation:
         """End the answer being made, keeping what was written of it."""
         with self._lock:
             self._ticket += 1
+            self.sent = None
             if self.pending:
                 self.exchanges[-1] = _stopped(self.exchanges[-1])
 
     def clear(self) -> None:
         with self._lock:
             self._ticket += 1
+            self.sent = None
             self.exchanges = []
 
 

@@ -1,0 +1,51 @@
+"""Questions at once with the real packaged models: two from the browser API, two from Python threads,
+against one running app (slow: four answers of the default model, about 40 s on 2 cores)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from index import default_embedder, ingest
+from qa import Assistant
+from test_load import Overlap
+from test_ui_api import running_app
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:::gradio.queueing")]
+gradio_client = pytest.importorskip("gradio_client")
+
+QUESTIONS = ["In which city did Viktor Orban and Vladimir Putin hold their talks?",
+             "Which agency quoted Putin's remarks at the meeting?",
+             "Has Serbia joined the EU sanctions against Moscow?",
+             "Who is the US ambassador to Hungary?"]
+
+
+def test_the_real_model_answers_browser_and_python_questions_one_at_a_time(tmp_path, sample_corpus):
+    ingest([sample_corpus], tmp_path / "index", default_embedder(), progress=False)
+    bot = Assistant.load(tmp_path / "index", progress=False)
+    overlap = Overlap()
+    llm = bot.generator._llm
+    complete = llm.create_completion
+
+    def counted(*args, **kwargs):
+        with overlap:
+            yield from complete(*args, **kwargs)
+
+    llm.create_completion = counted
+    app, url = running_app(bot, tmp_path / "uploads")
+    try:
+        client = gradio_client.Client(url, verbose=False)
+        with ThreadPoolExecutor(4) as pool:
+            browser = [pool.submit(client.predict, q, api_name="/ask") for q in QUESTIONS[:2]]
+            python = [pool.submit(bot.ask, q) for q in QUESTIONS[2:]]
+            browser = [f.result(timeout=600) for f in browser]
+            python = [f.result(timeout=600) for f in python]
+    finally:
+        app.close()
+        llm.create_completion = complete
+    assert "Beijing" in browser[0]["text"] and browser[0]["citations"]
+    assert "Interfax" in browser[1]["text"]
+    assert all(not a.refused and a.citations for a in python)
+    assert "Pressman" in python[1].text
+    assert overlap.peak == 1 and overlap.total >= 4
