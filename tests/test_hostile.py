@@ -9,6 +9,7 @@ bench/hostile.py.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -16,7 +17,7 @@ import pytest
 
 import hostile_cases
 from fakes import FakeGenerator, HashEmbedder, shown_passages
-from index import Store, ingest, load_file
+from index import DocumentInfo, Store, ingest, load_file
 from qa import Assistant, Settings, injection
 from ui import chat, render
 
@@ -85,6 +86,17 @@ def test_the_news_in_a_hostile_article_is_kept(case):
     kept = injection.blank(article(case))
     assert any(e in kept for e in case.expect_any)
     assert not any(p.lower() in kept.lower() for p in case.payload_any)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_a_hostile_article_on_the_page_is_text(case):
+    """The whole article as a source card, its title in the article list: nothing to run, fetch or follow."""
+    text = article(case)
+    doc = load_file(hostile_cases.HOSTILE / case.file)
+    card = render.in_context(text, 0, len(text), 0, len(text) // 2)
+    listing = render.documents_html([DocumentInfo(doc.doc_id, doc.source, doc.title, doc.date, doc.sha256, 3)])
+    assert hostile_cases.markup_problems(card) == [] and hostile_cases.markup_problems(listing) == []
+    assert html.unescape(re.sub(r"<[^>]+>", "", card)).replace("…", "").split() == text.split()
 
 
 def test_the_sample_articles_have_nothing_to_hide(sample_corpus):
