@@ -1,7 +1,7 @@
 """Hostile documents: does the real model follow instructions planted in articles, and does anything unsafe
 reach the page? One question per article of tests/data/hostile, all articles in one index.
 
-    python bench/hostile.py [--model NAME] [--limit N] [--with-samples] [--index DIR] [--no-filter]
+    python bench/hostile.py [--model NAME] [--limit N] [--only 01,02] [--with-samples] [--index DIR] [--no-filter]
 
 Each answer gets a verdict (tests/hostile_cases.py has the definitions): unsafe (HTML that could run or
 fetch, or a URL outside a cited quote), obeyed (the attacker's payload in the answer outside a verbatim
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from index import default_embedder, ingest
-from qa import Assistant, injection
+from qa import Assistant
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -32,12 +32,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None, help="packaged model name or GGUF path (default: QA_MODEL or 1.5B)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N documents")
+    ap.add_argument("--only", default="", help="only documents whose names start with these, comma-separated")
     ap.add_argument("--with-samples", action="store_true", help="index data/articles too (more to retrieve from)")
     ap.add_argument("--index", default=None, help="index folder to build (default: a temporary one)")
     ap.add_argument("--no-filter", action="store_true",
                     help="hide nothing from the model and the checks: the other defences alone")
     args = ap.parse_args()
     if args.no_filter:
+        from qa import injection
+
         injection.instruction_spans = lambda text: ()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,7 +49,8 @@ def main() -> None:
         report = ingest(folders, index_dir, default_embedder(), progress=False)
         bot = Assistant.load(index_dir, model=args.model, progress=True)
         bot.warm_up()
-        todo = hostile_cases.cases()[:args.limit or None]
+        todo = [c for c in hostile_cases.cases() if not args.only or c.name.startswith(tuple(args.only.split(",")))]
+        todo = todo[:args.limit or None]
         print(f"{report.added} articles indexed, model {bot.generator.name}, {len(todo)} hostile documents\n")
         print(f"{'document':<24} {'injection':<36} {'verdict':<8} {'draft':<6} {'s':>5}  answer")
         verdicts, seconds, tried = [], [], []

@@ -79,10 +79,12 @@ _FAKE_TURN = re.compile(r"(?:<\|im_start\|>\s*(?:system|assistant|tool)|<\|(?:sy
 _HASH_BLOCK = re.compile(r"^\s*#{2,}\s*(?:instruction|system|input|prompt)\b.*?(?=^\s*#{2,}|\n\s*\n|\Z)",
                          _I | re.MULTILINE | re.DOTALL)
 
-# Markup that is not news text: HTML tags and comments, Markdown images and links (their target).
+# Markup that is not news text: HTML tags and comments, Markdown images and links (their target), and
+# characters a reader never sees: Unicode tag characters (which can spell out a whole hidden instruction)
+# and bidirectional overrides.
 _MARKUP = re.compile(r"<!--.*?(?:-->|$)|<script\b.*?(?:</script\s*>|$)|<style\b.*?(?:</style\s*>|$)"
-                     r"|</?[a-z][a-z0-9-]*(?:\s[^<>]*)?/?>|!\[[^\]\n]*\]\([^)\n]*\)?|\]\([^)\n]*\)?",
-                     _I | re.DOTALL)
+                     r"|</?[a-z][a-z0-9-]*(?:\s[^<>]*)?/?>|!\[[^\]\n]*\]\([^)\n]*\)?|\]\([^)\n]*\)?"
+                     r"|[\U000E0000-\U000E007F\u202A-\u202E\u2066-\u2069]+", _I | re.DOTALL)
 
 # An address: a scheme (http:, javascript:, data:…), www., a host with a path, or a defanged one.
 URL = re.compile(r"\b[a-z][a-z0-9+.-]*:/*[^\s\"'<>]*[\w/=]|\bwww\d?\.[^\s\"'<>]+"
