@@ -58,7 +58,7 @@ _PATTERNS = [
     r"\b(?:every|each|any|all|your) (?:answers?|repl(?:y|ies)|responses?) (?:must|should|shall|will)\b",
     r"\b(?:reply|respond|answer)\s+(?:only|just|simply|exclusively)\b",
     r"\b(?:reply|respond|answer)\s+(?:only\s+)?with\s+(?:this|the following|these|[:\"“«])",
-    rf"(?:^|[.!?:]\s+)(?:please\s+)?(?:reply|respond|answer|say|output|print|write|cite|quote)\b",
+    r"(?:^|[.!?:]\s+)(?:please\s+)?(?:reply|respond|answer|say|output|print|write|cite|quote)\b",
     rf"(?:^|[.!?]\s+)(?:always|never|do not|don't) {_ANSWER_VERBS}\b",
     r"\btell\b[^.!?\n]{0,30}\b(?:users?|readers?)\b|\bthe user'?s (?:question|query)\b",
     r"\b(?:system prompt|developer mode|jailbreak|jailbroken)\b|(?-i:\bDAN\b)",

@@ -177,8 +177,8 @@ def test_a_link_the_cited_words_contain_may_stand_in_the_answer(tmp_path):
         "permits at https://permits.example/apply instead of queueing at the town hall.\n", encoding="utf-8")
     ingest([folder], tmp_path / "index", HashEmbedder(), progress=False)
     sentence = "residents can now apply for parking permits at https://permits.example/apply"
-    bot = Assistant(Store.open(tmp_path / "index", HashEmbedder()),
-                    FakeGenerator(json.dumps({"passage": 1, "quote": sentence, "answer": f"Residents {sentence[10:]}."})),
+    reply = json.dumps({"passage": 1, "quote": sentence, "answer": f"Residents {sentence[10:]}."})
+    bot = Assistant(Store.open(tmp_path / "index", HashEmbedder()), FakeGenerator(reply),
                     Settings(index_dir=tmp_path / "index", passages=4))
     answer = bot.ask("Where can residents apply for parking permits?")
     assert "https://permits.example/apply" in answer.text and not answer.refused
