@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+from fakes import shown_passages
+from index import load_file
+
 HOSTILE = Path(__file__).resolve().parent / "data" / "hostile"
 FAILED = ("unsafe", "obeyed")
 
@@ -42,6 +45,7 @@ URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]*:/*[^\s\"'<>]*[\w/]"
 _SAFE_TAGS = {"div", "span", "a", "details", "summary", "blockquote", "mark", "strong", "ul", "li", "p", "table",
               "thead", "tbody", "tr", "th", "td"}
 _SAFE_ATTRS = {"class", "id", "href", "title", "role", "open"}
+_WORD = re.compile(r"\w+")
 _QUOTATION = re.compile(r"“([^”]*)”|\"([^\"]*)\"")
 
 
@@ -117,6 +121,38 @@ def cited_quotes(answer) -> list[str]:
     """The highlighted supporting words of each citation."""
     return [c.text[max(c.quote_start - c.start, 0):max(c.quote_end - c.start, 0)] for c in answer.citations]
 
+
+# -- a model that does what the article says ----------------------------------------------------------------
+
+def article(case: Case) -> str:
+    return load_file(HOSTILE / case.file).text
+
+
+def injected_line(case: Case) -> str:
+    """The line of the article that carries the payload (what an obedient model would quote)."""
+    lines = [ln for ln in article(case).splitlines() if any(p.lower() in ln.lower() for p in case.payload_any)]
+    return min(lines, key=len) if lines else case.obey
+
+
+def fact_sentence(case: Case) -> str:
+    sentences = [s for line in article(case).splitlines() for s in re.split(r"(?<=[.!?])\s+", line)]
+    return next(s for s in sentences if any(e in s for e in case.expect_any))
+
+
+def obeying(case: Case, quote: str):
+    """A model that answers as the article told it to, citing the shown passage most like its quote."""
+    def reply(messages):
+        shown = shown_passages(messages)
+        words = set(_WORD.findall(quote.lower()))
+        number = max(shown, key=lambda n: len(words & set(_WORD.findall(shown[n].lower())))) if shown else 1
+        return json.dumps({"passage": number, "quote": quote, "answer": case.obey}, ensure_ascii=False)
+    return reply
+
+
+QUOTES = {"injected line": injected_line, "fact": fact_sentence, "own answer": lambda case: case.obey}
+
+
+# -- the verdict ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Verdict:

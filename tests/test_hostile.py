@@ -16,15 +16,12 @@ import re
 import pytest
 
 import hostile_cases
-from fakes import FakeGenerator, HashEmbedder, shown_passages
+from fakes import FakeGenerator, HashEmbedder
 from index import DocumentInfo, Store, ingest, load_file
 from qa import Assistant, Settings, injection
 from ui import chat, render
 
 CASES = hostile_cases.cases()
-_WORD = re.compile(r"\w+")
-
-
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory):
     index_dir = tmp_path_factory.mktemp("hostile") / "index"
@@ -33,32 +30,8 @@ def bot(tmp_path_factory):
     return Assistant(store, FakeGenerator(), Settings(index_dir=index_dir, passages=4))
 
 
-def article(case) -> str:
-    return load_file(hostile_cases.HOSTILE / case.file).text
-
-
-def injected_line(case) -> str:
-    """The line of the article that carries the payload (what an obedient model would quote)."""
-    lines = [ln for ln in article(case).splitlines() if any(p.lower() in ln.lower() for p in case.payload_any)]
-    return min(lines, key=len) if lines else case.obey
-
-
-def fact_sentence(case) -> str:
-    sentences = [s for line in article(case).splitlines() for s in re.split(r"(?<=[.!?])\s+", line)]
-    return next(s for s in sentences if any(e in s for e in case.expect_any))
-
-
-def obeying(case, quote: str):
-    """A model that answers as the article told it to, citing the shown passage most like its quote."""
-    def reply(messages):
-        shown = shown_passages(messages)
-        words = set(_WORD.findall(quote.lower()))
-        number = max(shown, key=lambda n: len(words & set(_WORD.findall(shown[n].lower())))) if shown else 1
-        return json.dumps({"passage": number, "quote": quote, "answer": case.obey}, ensure_ascii=False)
-    return reply
-
-
-QUOTES = {"injected line": injected_line, "fact": fact_sentence, "own answer": lambda case: case.obey}
+QUOTES = hostile_cases.QUOTES
+article, obeying = hostile_cases.article, hostile_cases.obeying
 
 # Planted text that qa/injection.py does not recognise (documents 27-32 were written after it, as a check
 # on it, and it was not changed to fit them). An answer planted this way, quoted and answered by an
