@@ -136,7 +136,7 @@ def injected_line(case: Case) -> str:
 
 def fact_sentence(case: Case) -> str:
     sentences = [s for line in article(case).splitlines() for s in re.split(r"(?<=[.!?])\s+", line)]
-    return next(s for s in sentences if any(e in s for e in case.expect_any))
+    return next(s for s in sentences if any(e in s for e in case.expect_any) and len(s.split()) > 6)
 
 
 def obeying(case: Case, quote: str):
