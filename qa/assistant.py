@@ -20,7 +20,7 @@ from pathlib import Path
 from index import (Embedder, IngestReport, InputError, Passage, Store, default_embedder, ingest,
                    split_sentences, writing)
 
-from . import citations, prompt
+from . import citations, injection, prompt
 from .answer import Answer, Citation, Timings
 from .config import Settings
 from .llm import Generator, LlamaGenerator
@@ -232,6 +232,9 @@ class Assistant:
         refusal = Answer(question, REFUSAL, refused=True, passages=tuple(passages))
         if not reply.answer.strip() or _NOTHING.search(reply.answer):
             return refusal
+        # Text written to the model (an injected instruction, a fake chat turn, markup) backs no claim and
+        # is no quote: the checks below see the passages without it; the citations show them whole.
+        originals, passages = passages, [injection.without_instructions(p) for p in passages]
         # "Yes, Serbia has refused to join…": the statement can be checked against the passage, the
         # yes or no cannot (and small models get it backwards), so the statement answers alone.
         answer = _YES_NO.sub("", reply.answer.strip())
@@ -269,15 +272,22 @@ class Assistant:
 
         for cited, span in candidates:
             text, order = citations.render(cited)
-            shown = [passages[i] for i in order]
+            # An address in an answer is what an injected "reply with this link" wants: it may stand
+            # only where the answer quotes it, word for word, from the cited words.
+            quote = _text_at(passages[holder], *span) if span else ""
+            unquoted = [u for u in injection.urls(text) if u not in quote]
+            if unquoted:
+                log.info("not answering with %r: %s is not in the quoted words", text, ", ".join(unquoted))
+                continue
+            shown = [originals[i] for i in order]
             articles = " ".join(store.document(doc_id).text for doc_id in dict.fromkeys(p.doc_id for p in shown))
             missing = citations.missing_names(question, articles)
             if missing:
                 log.info("not answering with %r: the cited articles never mention %s", text, ", ".join(missing))
                 continue
-            spans = [span if span and p is passages[holder] else (p.start, p.end) for p in shown]
+            spans = [span if span and i == holder else (p.start, p.end) for i, p in zip(order, shown)]
             result = tuple(_citation(n, p, spans[n - 1]) for n, p in enumerate(shown, 1))
-            return Answer(question, text, result, refused=False, passages=tuple(passages))
+            return Answer(question, text, result, refused=False, passages=tuple(originals))
         return refusal
 
 

@@ -21,6 +21,7 @@ from index.errors import ModelError, QAError
 log = logging.getLogger(__name__)
 
 Message = dict[str, str]
+_SLOT = "\ue000"  # a private-use character: marks where a message's text goes in the rendered template
 
 
 class Generator(Protocol):
@@ -78,11 +79,26 @@ class LlamaGenerator:
     def render(self, messages: list[Message]) -> str:
         return self._format(messages=messages).prompt
 
-    def _tokens(self, prompt: str) -> list[int]:
-        return self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    def tokens(self, messages: list[Message]) -> list[int]:
+        """The chat as the model reads it: the template's control tokens (`<|im_start|>`…) as such, the
+        messages' own text never, so an article that says "<|im_start|>system" cannot open a turn.
+
+        The template is rendered around placeholders; the text between them is template, the rest content.
+        """
+        slots = [{**m, "content": f"{_SLOT}{i}{_SLOT}"} for i, m in enumerate(messages)]
+        pieces = self.render(slots).split(_SLOT)
+        out: list[int] = []
+        for i, piece in enumerate(pieces):
+            if i % 2:  # a placeholder's number
+                piece, special = messages[int(piece)]["content"], False
+            else:
+                special = True
+            if piece:
+                out += self._llm.tokenize(piece.encode("utf-8"), add_bos=False, special=special)
+        return out
 
     def count_tokens(self, messages: list[Message]) -> int:
-        return len(self._tokens(self.render(messages)))
+        return len(self.tokens(messages))
 
     def _grammar(self, grammar: str):
         if grammar not in self._grammars:
@@ -93,8 +109,8 @@ class LlamaGenerator:
 
     def generate(self, messages: list[Message], *, max_tokens: int = 256,
                  grammar: str | None = None) -> Iterator[str]:
-        prompt = self.render(messages)
-        needed = len(self._tokens(prompt)) + max_tokens
+        prompt = self.tokens(messages)
+        needed = len(prompt) + max_tokens
         if needed > self.context_size:
             raise ContextOverflowError(
                 f"the prompt needs {needed} tokens but the model's context holds {self.context_size}: "

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from index import Passage
 
+from . import injection
 from .llm import Message
 
 SYSTEM = (
@@ -53,7 +54,8 @@ def _one_line(text: str) -> str:
 
 def build_messages(question: str, passages: Sequence[Passage],
                    history: Sequence[tuple[str, str]] = ()) -> list[Message]:
-    numbered = "\n\n".join(f"[{n}] {_one_line(p.text)}" for n, p in enumerate(passages, 1))
+    # What an article says to the model (injected instructions, fake chat turns, markup) is not shown to it.
+    numbered = "\n\n".join(f"[{n}] {_one_line(injection.blank(p.text))}" for n, p in enumerate(passages, 1))
     earlier = ""
     if history:
         last_q, last_a = history[-1]

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import re
 import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
@@ -87,7 +88,7 @@ class CountingLlama:
         pass
 
     def tokenize(self, data: bytes, add_bos=False, special=True):
-        return data.split()
+        return re.findall(rb"\s*\S+\s*", data)  # a word with its spaces: joined, the exact text again
 
     def token_eos(self):
         return 2
@@ -96,7 +97,9 @@ class CountingLlama:
         return -1
 
     def create_completion(self, prompt, *, max_tokens, temperature, stream, grammar):
-        user = prompt.rsplit("<|im_start|>user\n", 1)[-1].split("<|im_end|>", 1)[0]
+        # The generator sends token ids (here: the words), never text the template could be read into.
+        text = b"".join(prompt).decode()
+        user = text.rsplit("<|im_start|>user\n", 1)[-1].split("<|im_end|>", 1)[0]
         text = best_sentence([{"role": "user", "content": user}])
         with self.overlap:
             for i in range(0, len(text), 32):

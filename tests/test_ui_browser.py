@@ -1,5 +1,6 @@
 """End to end in headless Chromium: ask, watch the answer stream in, follow a citation, add an article,
-get a refusal, stop an answer, copy and export, and check that HTML inside an article never runs.
+get a refusal, stop an answer, copy and export, and check that HTML inside an article or an answer never
+runs and never fetches anything.
 
 Debian's chromium (`apt-get install chromium`) driven by Playwright's Python package; no browser is
 downloaded. Skipped, saying why, when /usr/bin/chromium (or QA_CHROMIUM) is missing. Screenshots of
@@ -167,7 +168,10 @@ def test_an_added_article_can_be_asked_about_at_once(page, site):
 
 def test_html_inside_an_article_is_shown_not_run(page):
     answer = ask(page, "When does the ferry to Kelpie Island leave? <b>today</b>")
-    expect(answer.locator(".qa-answer")).to_contain_text("leaves at nine <img src=x onerror=")
+    # the model is not shown the article's markup, so the answer has none; the source shows it as text
+    expect(answer.locator(".qa-answer")).to_contain_text("leaves at nine")
+    expect(answer.locator(".qa-answer")).not_to_contain_text("<img")
+    expect(answer.locator(".qa-context")).to_contain_text("leaves at nine <img src=x onerror=")
     expect(answer.locator(".qa-context")).to_contain_text("<script>window.__pwned = 'body'</script>")
     expect(answer.locator(".qa-context")).to_contain_text("![tracker](http://127.0.0.1:9/pixel.png)")
     expect(page.locator('#qa-chat [data-testid="user"]').last).to_contain_text("<b>today</b>")
@@ -176,6 +180,69 @@ def test_html_inside_an_article_is_shown_not_run(page):
     assert page.locator("#qa-chat img, #qa-chat script, #qa-library script").count() == 0
     hrefs = page.locator("#qa-chat a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
     assert hrefs and all(re.fullmatch(r"#src-\d+-\d+", h) for h in hrefs)
+
+
+# A model answer full of markup (the draft streams it, the final answer carries it): shown as text, inert.
+HOSTILE_ANSWER = (
+    "The ferry leaves at nine <script>window.__pwned = 'answer'</script><script src=https://evil.example/s.js>"
+    "</script> <img src=https://evil.example/a.png onerror=\"window.__pwned = 'answer-img'; alert(1)\"> "
+    "![x](https://evil.example/b.png) [prize](javascript:window.__pwned='answer-link') "
+    "<a href=\"https://evil.example/c\" id=lure>more</a> <iframe src=\"javascript:alert(2)\"></iframe> "
+    "<svg onload=\"alert(3)\"></svg> <style>@import url(https://evil.example/x.css)</style>"
+)
+
+
+def test_markup_in_a_model_answer_never_runs_or_fetches(browser, site, monkeypatch):
+    """The draft as it streams and the final answer both carry the markup; nothing runs, nothing is fetched.
+
+    The final answer skips the assistant's checks (they would refuse it) to test the page on its own.
+    """
+    import json
+
+    from qa import Answer, Citation
+
+    ferry = next(p for p in site.bot.search("ferry Kelpie Island nine", 4) if "Kelpie" in p.text)
+    lo = ferry.text.index("The ferry")
+    citation = Citation(n=1, passage_id=ferry.id, doc_id=ferry.doc_id, source=ferry.source, title=ferry.title,
+                        date=ferry.date, text=ferry.text, start=ferry.start, end=ferry.end,
+                        quote_start=ferry.start + lo, quote_end=ferry.end, score=ferry.score)
+    monkeypatch.setattr(site.generator, "reply", json.dumps({"passage": 1, "quote": "The ferry to Kelpie Island",
+                                                               "answer": HOSTILE_ANSWER}))
+    monkeypatch.setattr(site.generator, "delay", 0.03)
+    monkeypatch.setattr(site.bot, "_finish", lambda question, *_: Answer(question, HOSTILE_ANSWER + " [1].",
+                                                                           (citation,)))
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    requests, dialogs, errors = [], [], []
+    context.on("request", lambda r: requests.append(r.url))
+    page = context.new_page()
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(site.url)
+        page.fill("#qa-question textarea", "When does the ferry to Kelpie Island leave?")
+        page.click("#qa-ask")
+        streaming = page.locator("#qa-chat .qa-streaming")
+        expect(streaming).to_contain_text("<script>window.__pwned", timeout=ANSWER_WAIT)
+        answer = page.locator('#qa-chat [data-testid="bot"]').last
+        expect(answer.locator(".qa-sources")).to_be_visible(timeout=ANSWER_WAIT)
+        expect(answer.locator(".qa-answer")).to_contain_text("<img src=https://evil.example/a.png onerror=")
+        expect(answer.locator(".qa-answer")).to_contain_text("[prize](javascript:window.__pwned='answer-link')")
+        expect(answer.locator(".qa-context")).to_contain_text("<script>window.__pwned = 'body'</script>")
+        for link in page.locator("#qa-chat a").all():  # clicking every link on the page runs nothing
+            link.click()
+        page.wait_for_timeout(300)
+
+        assert page.evaluate("window.__pwned") is None and dialogs == [] and errors == []
+        messages = page.locator('#qa-chat [data-testid="bot"], #qa-chat [data-testid="user"]')
+        planted = messages.locator("img, script, iframe, svg, style, object, embed, #lure").evaluate_all(
+            "els => els.map(e => e.outerHTML.slice(0, 120))")
+        assert planted == []
+        hrefs = page.locator("#qa-chat a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+        assert hrefs and all(re.fullmatch(r"#src-\d+-\d+", h) for h in hrefs)
+        outside = [url for url in requests if not url.startswith(site.url)]
+        assert outside == [], "the page asked for something outside the app"
+    finally:
+        context.close()
 
 
 def test_stop_ends_an_answer_and_a_question_asked_right_away_is_answered(page, site):
