@@ -65,7 +65,7 @@ def prime(generator) -> None:
 def raw_call(generator, messages, grammar, max_tokens: int) -> tuple[float, float]:
     """First-token and total seconds of llama-cpp-python alone on our prompt."""
     llm = generator._llm  # noqa: SLF001
-    prompt = generator.render(messages)
+    prompt = generator.tokens(messages)  # the token ids ours sends, content never read as template
     started = time.perf_counter()
     first = None
     for _ in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True,
