@@ -190,6 +190,8 @@ def test_questions_asked_while_articles_are_added_see_a_whole_index(tmp_path):
     ask and search. Every passage a question gets belongs to an article version that was written, with
     the article's words at its offsets, and never two versions of one article at once; at the end the
     index holds every article added."""
+    from ui import uploads
+
     bot = fake_bot(tmp_path, generator=CountingGenerator(reply=best_sentence))
     versions = {load_file(p).doc_id: load_file(p).text for p in (tmp_path / "articles").iterdir()}
     failures: list[str] = []
@@ -206,10 +208,11 @@ def test_questions_asked_while_articles_are_added_see_a_whole_index(tmp_path):
             bot.add([write("rolling", "bulletin.txt", f"Harbour bulletin {i}\n\nThe harbour crane lifted "
                                                      f"{100 + i} containers on shift {i}, the port authority said.")])
 
-    def add_new():
+    def upload_new():  # as the page's "Add articles" does
         for i in range(12):
-            bot.add([write("new", f"town-{i}.txt", f"Town fair {i}\n\nThe town fair number {i} sold "
-                                                  f"{i * 7} pumpkins to harbour visitors.")])
+            upload = write("browser-cache", f"town-{i}.txt", f"Town fair {i}\n\nThe town fair number {i} "
+                                                            f"sold {i * 7} pumpkins to harbour visitors.")
+            uploads.add(bot, [upload], tmp_path / "uploads", progress=False)
 
     def ask():
         questions = ["How many containers did the harbour crane lift?", "How many pumpkins did the town fair sell?",
@@ -233,7 +236,7 @@ def test_questions_asked_while_articles_are_added_see_a_whole_index(tmp_path):
 
     with ThreadPoolExecutor(6) as pool:
         readers = [pool.submit(ask) for _ in range(4)]
-        writers = [pool.submit(replace_bulletin), pool.submit(add_new)]
+        writers = [pool.submit(replace_bulletin), pool.submit(upload_new)]
         try:
             for w in writers:
                 w.result(timeout=120)
