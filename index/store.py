@@ -4,13 +4,15 @@ Layout of an index folder (nothing is pickled):
 
     manifest.json             format version, embedder name and dimension, chunking parameters,
                               generation, documents (metadata and content hashes), sha256 of each data file
-    vectors-000003.faiss      FAISS IndexFlatIP over L2-normalized vectors: inner product is cosine
+    vectors-000003.faiss      FAISS index over L2-normalized vectors (inner product is cosine): exact
+                              (IndexFlatIP) up to `ann_threshold` passages, IVF past it (see ann.py)
     passages-000003.sqlite    tables `documents` (with full texts) and `passages` (row -> chunk)
 
 A save writes a new generation beside the old one, then atomically replaces the manifest, then
 deletes what the manifest no longer names: a crash at any point leaves a loadable index. Passage
 metadata lives in memory; document texts are read from SQLite when asked for. Search is exact
-(flat index), which stays fast up to a few hundred thousand passages. One writer at a time.
+below `ann_threshold` passages (default 50,000, or QA_ANN_THRESHOLD) and approximate past it, tuned
+to a recall@10 of 0.95; the switch happens when the store is saved. One writer at a time.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import ann
 from .chunking import ChunkingParams
 from .embedding import Embedder
 from .errors import CorruptIndexError, IndexMismatchError, IndexNotFoundError
 from .keyword import KeywordIndex
 from .types import Chunk, Document, DocumentInfo, Passage
+from .ann import VectorIndexInfo
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +60,21 @@ def _rebuild_hint(index_dir: Path) -> str:
 class Store:
     """A searchable index of passages; build it with `create` or load it with `open`."""
 
-    def __init__(self, index_dir: Path, embedder: Embedder, chunking: ChunkingParams, dim: int):
+    def __init__(self, index_dir: Path, embedder: Embedder, chunking: ChunkingParams, dim: int,
+                 ann_threshold: int | None = None):
         # Use Store.create / Store.open: this only sets up an empty store.
-        import faiss
-
         self.index_dir = Path(index_dir)
         self.embedder = embedder
         self.chunking = chunking
         self.dim = dim
+        # From this many passages on, saving switches search to an approximate index.
+        self.ann_threshold = ann.ann_threshold(ann_threshold)
         self.generation = 0
         self.created = self.updated = _now()
         self._docs: dict[str, DocumentInfo] = {}
         self._chunks: list[Chunk] = []           # row i of the FAISS index is self._chunks[i]
-        self._vectors = faiss.IndexFlatIP(dim)
+        self._vectors = ann.flat_index(dim)
+        self.vector_index = VectorIndexInfo()    # what self._vectors is, as the manifest records it
         self._texts: dict[str, str] = {}         # texts not yet saved to the current SQLite file
         # Read-only connection to the SQLite file of the loaded generation. Held open so that texts
         # stay readable (on POSIX) even after another process saves and deletes that generation.
@@ -83,20 +89,27 @@ class Store:
 
     @classmethod
     def create(cls, index_dir: str | os.PathLike[str], embedder: Embedder,
-               chunking: ChunkingParams | None = None) -> Store:
-        """A new, empty index; nothing is written (an existing index there is replaced) until `save`."""
-        return cls(Path(index_dir), embedder, chunking or ChunkingParams(), int(embedder.dim))
+               chunking: ChunkingParams | None = None, *, ann_threshold: int | None = None) -> Store:
+        """A new, empty index; nothing is written (an existing index there is replaced) until `save`.
+
+        `ann_threshold`: passages from which search is approximate (None: QA_ANN_THRESHOLD or 50,000).
+        """
+        return cls(Path(index_dir), embedder, chunking or ChunkingParams(), int(embedder.dim), ann_threshold)
 
     @classmethod
     def open_or_create(cls, index_dir: str | os.PathLike[str], embedder: Embedder,
-                       chunking: ChunkingParams | None = None) -> Store:
+                       chunking: ChunkingParams | None = None, *, ann_threshold: int | None = None) -> Store:
         if (Path(index_dir) / MANIFEST).exists():
-            return cls.open(index_dir, embedder)
-        return cls.create(index_dir, embedder, chunking)
+            return cls.open(index_dir, embedder, ann_threshold=ann_threshold)
+        return cls.create(index_dir, embedder, chunking, ann_threshold=ann_threshold)
 
     @classmethod
-    def open(cls, index_dir: str | os.PathLike[str], embedder: Embedder) -> Store:
-        """Load an index, checking its format, its embedder and every file's checksum."""
+    def open(cls, index_dir: str | os.PathLike[str], embedder: Embedder, *,
+             ann_threshold: int | None = None) -> Store:
+        """Load an index, checking its format, its embedder and every file's checksum.
+
+        The vector index is used as saved; `ann_threshold` applies from the next `save`.
+        """
         import faiss
 
         index_dir = Path(index_dir)
@@ -116,6 +129,7 @@ class Store:
             vectors_name = next(f for f in files if f.endswith(".faiss"))
             db_name = next(f for f in files if f.endswith(".sqlite"))
             generation = int(manifest["generation"])
+            vector_index = VectorIndexInfo.from_dict(manifest.get("vectors"))
         except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as e:
             raise CorruptIndexError(
                 f"{index_dir / MANIFEST} is incomplete ({type(e).__name__}: {e}); "
@@ -136,8 +150,8 @@ class Store:
                 raise CorruptIndexError(f"the index file {path} was altered or truncated (checksum "
                                         f"mismatch); {_rebuild_hint(index_dir)}")
 
-        store = cls(index_dir, embedder, chunking, dim)
-        store.generation, store._docs = generation, docs
+        store = cls(index_dir, embedder, chunking, dim, ann_threshold)
+        store.generation, store._docs, store.vector_index = generation, docs, vector_index
         store.created, store.updated = manifest.get("created", ""), manifest.get("updated", "")
         try:
             store._vectors = faiss.read_index(str(index_dir / vectors_name))
@@ -148,6 +162,7 @@ class Store:
             raise CorruptIndexError(f"cannot read the index at {index_dir} ({e}); "
                                     f"{_rebuild_hint(index_dir)}") from None
         if (store._vectors.ntotal != len(store._chunks) or store._vectors.d != dim
+                or ann.kind_of(store._vectors) != vector_index.kind
                 or Counter(c.doc_id for c in store._chunks) != Counter({i: d.passages for i, d in docs.items()})):
             raise CorruptIndexError(f"the files of the index at {index_dir} do not agree with each other; "
                                     f"{_rebuild_hint(index_dir)}")
@@ -257,7 +272,7 @@ class Store:
         del self._docs[doc_id]
         rows = [row for row, c in enumerate(self._chunks) if c.doc_id == doc_id]
         if rows:
-            self._vectors.remove_ids(np.asarray(rows, dtype=np.int64))  # keeps the other rows in order
+            ann.remove_rows(self._vectors, np.asarray(rows, dtype=np.int64))  # the others keep their order
             self._chunks = [c for c in self._chunks if c.doc_id != doc_id]
         self._texts.pop(doc_id, None)
         self._changed()
@@ -296,9 +311,14 @@ class Store:
     # -- saving ----------------------------------------------------------------------------------
 
     def save(self) -> None:
-        """Write a new generation of the index; the previous one stays valid until the last step."""
+        """Write a new generation of the index; the previous one stays valid until the last step.
+
+        First the vector index is fitted to the store's size: past `ann_threshold` it becomes (or
+        is retrained as) an approximate index, which takes a while for large stores.
+        """
         import faiss
 
+        self._vectors, self.vector_index = ann.fit(self._vectors, self.vector_index, self.ann_threshold)
         folder = self.index_dir
         folder.mkdir(parents=True, exist_ok=True)
         # Past every generation on disk, so that files left by an interrupted save are never reused.
@@ -319,6 +339,7 @@ class Store:
             "created": self.created,
             "updated": updated,
             "passages": len(self._chunks),
+            "vectors": self.vector_index.as_dict(),
             "files": {p.name: _sha256_file(p) for p in (vectors_path, db_path)},
             "documents": {d.doc_id: {"source": d.source, "title": d.title, "date": d.date, "sha256": d.sha256,
                                      "passages": d.passages, "also_at": list(d.also_at)}
