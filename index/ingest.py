@@ -85,15 +85,15 @@ def ingest(
 
     with tqdm(total=len(files), desc="indexing", unit="file", disable=not progress) as bar:
         try:
-            for path in files:
+            for number, path in enumerate(files, 1):
                 if not run.scan(path):
                     bar.update(1)  # nothing to embed: done
                 if run.group.chunks >= group_chunks:
-                    run.flush(bar)
-            run.flush(bar)
+                    run.flush(bar, checkpoint=number < len(files))  # no checkpoint right before the final save
+            run.flush(bar, checkpoint=False)
             if prune:  # after adding, so that a moved file becomes the new home of its text, not a re-embed
                 run.prune()
-            if run.unsaved:
+            if run.unsaved or run.keyword_index_missing:
                 run.save(bar)
         except KeyboardInterrupt:
             run.save_on_interrupt()
@@ -130,6 +130,7 @@ class _Run:
     checkpoint_chunks: int | None
     unsaved: bool = False          # the store differs from what is on disk
     busy: bool = False             # the store is half-way through a change: not a state to save
+    keyword_index_missing: bool = False  # the last save skipped the BM25 index
     group: _Group = field(default_factory=_Group)
     counts: Counter = field(default_factory=Counter)
     rejected: list[Rejection] = field(default_factory=list)
@@ -168,7 +169,7 @@ class _Run:
         self.counts["updated" if known is not None else "added"] += 1
         return True
 
-    def flush(self, bar) -> None:
+    def flush(self, bar, checkpoint: bool = True) -> None:
         """Embed the group, add it to the store, and save if a checkpoint is due."""
         group, self.group = self.group, _Group()
         texts = [c.text for _, chunks in group.docs for c in chunks]
@@ -190,8 +191,8 @@ class _Run:
         self.since_save += len(texts)
         bar.update(group.files)
         bar.set_postfix(passages=len(self.store), refresh=False)
-        if self.unsaved and self._checkpoint_due():
-            self.save(bar)
+        if checkpoint and self.unsaved and self._checkpoint_due():
+            self.save(bar, keyword_index=False)  # the BM25 index, rebuilt whole each time, waits for the end
 
     def prune(self) -> None:
         for info in self.store.documents():
@@ -205,13 +206,14 @@ class _Run:
         wait = max(self.checkpoint_seconds, self.last_save_seconds * (1 - _SAVE_SHARE) / _SAVE_SHARE)
         return time.monotonic() - self.saved_at >= wait
 
-    def save(self, bar=None) -> None:
+    def save(self, bar=None, keyword_index: bool = True) -> None:
         if bar is not None:
             bar.set_postfix(passages=len(self.store), saving="…")
         started = time.perf_counter()
         self.busy = True
-        self.store.save()
+        self.store.save(keyword_index=keyword_index)
         self.busy = self.unsaved = False
+        self.keyword_index_missing = not keyword_index
         self.saves += 1
         self.last_save_seconds = time.perf_counter() - started
         self.save_seconds += self.last_save_seconds
@@ -225,7 +227,7 @@ class _Run:
             return
         log.warning("interrupted: saving the %d passages indexed so far in %s; run the same ingest again "
                     "(without --rebuild) to continue", len(self.store), self.store.index_dir)
-        self.save()
+        self.save(keyword_index=False)
 
     def _change(self, func, *args):
         """Call `func`, which changes the store, marked as not a state to save if interrupted."""

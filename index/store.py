@@ -7,6 +7,7 @@ Layout of an index folder (nothing is pickled):
     vectors-000003.faiss      FAISS index over L2-normalized vectors (inner product is cosine): exact
                               (IndexFlatIP) up to `ann_threshold` passages, IVF past it (see ann.py)
     passages-000003.sqlite    tables `documents` (with full texts) and `passages` (row -> chunk)
+    keyword-000003.*.npy|json the BM25 index (bm25s's arrays and vocabulary), unless the save skipped it
 
 A save writes a new generation beside the old one, then atomically replaces the manifest, then
 deletes what the manifest no longer names: a crash at any point leaves a loadable index. Passage
@@ -44,7 +45,8 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 # Files this module owns in an index folder (with leftovers of interrupted saves); others are left alone.
-_DATA_FILE = re.compile(r"(vectors-(\d{6})\.faiss|passages-(\d{6})\.sqlite)(-journal|-wal|-shm)?(\.tmp)?")
+_DATA_FILE = re.compile(r"(vectors-(\d{6})\.faiss|passages-(\d{6})\.sqlite|keyword-(\d{6})\.\w+\.(?:npy|json))"
+                        r"(-journal|-wal|-shm)?(\.tmp)?")
 _SCHEMA = """
 CREATE TABLE documents (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, title TEXT NOT NULL,
                         date TEXT, sha256 TEXT NOT NULL, text TEXT NOT NULL);
@@ -166,6 +168,13 @@ class Store:
                 or Counter(c.doc_id for c in store._chunks) != Counter({i: d.passages for i, d in docs.items()})):
             raise CorruptIndexError(f"the files of the index at {index_dir} do not agree with each other; "
                                     f"{_rebuild_hint(index_dir)}")
+        keyword_prefix = next((f.split(".")[0] for f in files if f.startswith("keyword-")), None)
+        if keyword_prefix is not None:
+            try:
+                store._keyword = KeywordIndex.load(index_dir, keyword_prefix, len(store._chunks))
+            except (OSError, ValueError, KeyError) as e:
+                raise CorruptIndexError(f"cannot read the keyword index {index_dir / keyword_prefix}.* ({e}); "
+                                        f"{_rebuild_hint(index_dir)}") from None
         return store
 
     # -- reading ---------------------------------------------------------------------------------
@@ -198,11 +207,15 @@ class Store:
 
     def keyword_search(self, query: str, k: int = 5) -> list[Passage]:
         """The `k` best BM25 matches for `query`'s words; passages sharing no word are left out."""
+        return [self._passage(row, score) for row, score in self._keyword_index().search(query, k)]
+
+    def _keyword_index(self) -> KeywordIndex:
+        """The BM25 index as loaded, or built now (a while for a large store) if it was not saved."""
         with self._lock:
             if self._keyword is None:
+                log.info("building the keyword index of %d passages", len(self._chunks))
                 self._keyword = KeywordIndex().build([c.text for c in self._chunks])
-            keyword = self._keyword
-        return [self._passage(row, score) for row, score in keyword.search(query, k)]
+            return self._keyword
 
     def passages(self, ids: list[str]) -> list[Passage]:
         """Passages by id, in the order asked, with score 0.
@@ -310,11 +323,13 @@ class Store:
 
     # -- saving ----------------------------------------------------------------------------------
 
-    def save(self) -> None:
+    def save(self, keyword_index: bool = True) -> None:
         """Write a new generation of the index; the previous one stays valid until the last step.
 
         First the vector index is fitted to the store's size: past `ann_threshold` it becomes (or
-        is retrained as) an approximate index, which takes a while for large stores.
+        is retrained as) an approximate index, which takes a while for large stores. The BM25 index
+        is built if needed and saved too, unless `keyword_index` is False (a quicker save, e.g. a
+        checkpoint of an ingest): then whoever opens this generation builds it on first use.
         """
         import faiss
 
@@ -329,6 +344,11 @@ class Store:
         _fsync(vectors_path)
         self._write_db(db_path)
         _fsync(db_path)
+        written = [vectors_path, db_path]
+        if keyword_index:
+            written += self._keyword_index().save(folder, f"keyword-{generation:06d}")
+            for path in written[2:]:
+                _fsync(path)
 
         updated = _now()
         manifest = {
@@ -340,7 +360,7 @@ class Store:
             "updated": updated,
             "passages": len(self._chunks),
             "vectors": self.vector_index.as_dict(),
-            "files": {p.name: _sha256_file(p) for p in (vectors_path, db_path)},
+            "files": {p.name: _sha256_file(p) for p in written},
             "documents": {d.doc_id: {"source": d.source, "title": d.title, "date": d.date, "sha256": d.sha256,
                                      "passages": d.passages, "also_at": list(d.also_at)}
                           for d in self._docs.values()},
@@ -395,7 +415,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def _generations(folder: Path) -> list[int]:
-    return [int(m[2] or m[3]) for p in folder.iterdir() if (m := _DATA_FILE.fullmatch(p.name))]
+    return [int(m[2] or m[3] or m[4]) for p in folder.iterdir() if (m := _DATA_FILE.fullmatch(p.name))]
 
 
 def _remove_stale(folder: Path, keep: set[str]) -> None:

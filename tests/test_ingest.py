@@ -178,7 +178,7 @@ def test_rebuild_replaces_an_index_of_another_embedder(articles_dir, index_dir, 
     assert report.added == 4
     store = Store.open(index_dir, embedder)
     assert store.embedder_name == "fake-hash-64" and store.generation == 2
-    assert sorted(p.name for p in index_dir.iterdir()) == [
+    assert sorted(p.name for p in index_dir.iterdir() if not p.name.startswith("keyword-")) == [
         "manifest.json", "passages-000002.sqlite", "vectors-000002.faiss"]
 
 
@@ -267,19 +267,20 @@ def test_checkpoints_save_as_the_ingest_goes(tmp_path, index_dir, embedder, monk
     generations = []
     save = Store.save
 
-    def counting_save(store):
-        save(store)
-        generations.append((store.generation, len(store)))
+    def counting_save(store, keyword_index=True):
+        save(store, keyword_index)
+        generations.append((store.generation, len(store), keyword_index))
 
     monkeypatch.setattr(Store, "save", counting_save)
     report = ingest([many_articles(tmp_path / "in")], index_dir, embedder, progress=False, group_chunks=2,
                     checkpoint_seconds=float("inf"), checkpoint_chunks=4)
-    assert generations == [(1, 4), (2, 8), (3, 12)]
+    # the BM25 index, rebuilt whole each time, is saved only at the end
+    assert generations == [(1, 4, False), (2, 8, False), (3, 12, True)]
     assert max(embedder.calls) <= 2 and report.total_chunks == 12
 
 
 def test_without_checkpoints_due_the_index_is_saved_once(tmp_path, index_dir, embedder, monkeypatch):
     saves = []
-    monkeypatch.setattr(Store, "save", lambda store: saves.append(len(store)))
+    monkeypatch.setattr(Store, "save", lambda store, keyword_index=True: saves.append(len(store)))
     ingest([many_articles(tmp_path / "in")], index_dir, embedder, progress=False, group_chunks=2)
     assert saves == [12]

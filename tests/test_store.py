@@ -41,6 +41,13 @@ def data_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+def generation(number: int) -> list[str]:
+    """The files of one saved generation: vectors, passages and the BM25 index."""
+    keyword = [f"keyword-{number:06d}.{part}" for part in ("data.npy", "indices.npy", "indptr.npy", "params.json",
+                                                           "vocab.json")]
+    return sorted([f"passages-{number:06d}.sqlite", f"vectors-{number:06d}.faiss", *keyword])
+
+
 def test_dense_search_finds_the_article_sharing_the_words(store):
     hits = store.search("Druzhba pipeline oil deliveries to Hungary", k=3)
     assert hits[0].title == "Druzhba pipeline deliveries resume"
@@ -90,7 +97,7 @@ def test_round_trip_gives_the_same_results(store, embedder):
     assert (reopened.embedder_name, reopened.dim, reopened.generation) == ("fake-hash-64", 64, 1)
     for info in reopened.documents():
         assert reopened.document(info.doc_id) == store.document(info.doc_id)
-    assert data_files(store.index_dir) == ["manifest.json", "passages-000001.sqlite", "vectors-000001.faiss"]
+    assert data_files(store.index_dir) == sorted(["manifest.json", *generation(1)])
 
 
 def test_passages_by_id_in_order_unknown_ids_skipped(store):
@@ -106,7 +113,8 @@ def test_manifest_records_what_built_the_index(store):
     assert manifest["format_version"] == 1
     assert manifest["embedder"] == {"name": "fake-hash-64", "dim": 64}
     assert manifest["chunking"] == {"max_words": 80, "overlap_words": 20, "min_words": 25}
-    assert set(manifest["files"]) == {"vectors-000001.faiss", "passages-000001.sqlite"}
+    assert sorted(manifest["files"]) == generation(1)
+    assert manifest["vectors"] == {"kind": "flat"}
     doc = next(iter(manifest["documents"].values()))
     assert set(doc) == {"source", "title", "date", "sha256", "passages", "also_at"}
 
@@ -161,13 +169,13 @@ def test_save_replaces_the_old_generation_and_cleans_leftovers(store, embedder):
     store.save()
     folder = store.index_dir
     for leftover in ["manifest.json.tmp", "vectors-000007.faiss", "passages-000007.sqlite-journal",
-                     "passages-000007.sqlite.tmp"]:
+                     "passages-000007.sqlite.tmp", "keyword-000007.vocab.json"]:
         (folder / leftover).write_bytes(b"left by a crash")
     (folder / "README.txt").write_text("not ours")
     store.save()
     # Past the highest generation on disk, so the crash's files are never mistaken for ours.
     assert store.generation == 8
-    assert data_files(folder) == ["README.txt", "manifest.json", "passages-000008.sqlite", "vectors-000008.faiss"]
+    assert data_files(folder) == sorted(["README.txt", "manifest.json", *generation(8)])
     assert Store.open(folder, embedder).documents() == store.documents()
 
 
@@ -187,7 +195,7 @@ def test_crash_before_the_manifest_is_replaced_leaves_the_old_index(store, embed
     reopened = Store.open(store.index_dir, embedder)
     assert reopened.documents() == before and reopened.generation == 1
     reopened.save()
-    assert data_files(store.index_dir) == ["manifest.json", "passages-000003.sqlite", "vectors-000003.faiss"]
+    assert data_files(store.index_dir) == sorted(["manifest.json", *generation(3)])
 
 
 def test_texts_survive_saves_after_reopening(store, embedder, tmp_path):
