@@ -15,6 +15,7 @@ from index import (
     CorruptIndexError,
     IndexMismatchError,
     IndexNotFoundError,
+    KeywordIndex,
     Store,
     chunk_document,
     iter_files,
@@ -247,3 +248,32 @@ def test_add_document_checks_its_input(store, articles_dir):
         store.add_document(doc, chunks, np.zeros((len(chunks), 3)))
     with pytest.raises(ValueError, match="dimensions"):
         store.search_vector(np.zeros(3), 1)
+
+
+def test_the_keyword_index_is_saved_and_loaded_not_rebuilt(store, embedder, monkeypatch):
+    queries = ["Druzhba pipeline", "wheat harvest", "mayor"]
+    before = {q: store.keyword_search(q, 4) for q in queries}
+    store.save()
+
+    def no_rebuild(self, texts):
+        raise AssertionError("the keyword index was rebuilt instead of loaded")
+
+    monkeypatch.setattr(KeywordIndex, "build", no_rebuild)
+    reopened = Store.open(store.index_dir, embedder)
+    assert {q: reopened.keyword_search(q, 4) for q in queries} == before
+
+
+def test_a_save_without_the_keyword_index_builds_it_on_first_use(store, embedder):
+    before = store.keyword_search("grain prices", 3)
+    store.save(keyword_index=False)
+    assert not list(store.index_dir.glob("keyword-*"))
+    assert Store.open(store.index_dir, embedder).keyword_search("grain prices", 3) == before
+
+
+@pytest.mark.parametrize("part", ["vocab.json", "data.npy", "params.json"])
+def test_a_damaged_keyword_file_is_named(store, embedder, part):
+    store.save()
+    (path,) = store.index_dir.glob(f"keyword-*.{part}")
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(CorruptIndexError, match=f"{path.name}.*--rebuild"):
+        Store.open(store.index_dir, embedder)
