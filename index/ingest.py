@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .chunking import ChunkingParams, chunk_document
 from .embedding import Embedder, default_embedder
@@ -80,9 +81,8 @@ def ingest(
                 f"the index at {index_dir} was built with {store.chunking}, not {chunking}; "
                 "ingest with --rebuild to chunk everything again")
 
-    run = _Run(store, embedder, batch_size, checkpoint_seconds, checkpoint_chunks, unsaved=rebuild)
-    from tqdm.auto import tqdm
-
+    run = _Run(store, embedder, batch_size, checkpoint_seconds, checkpoint_chunks, unsaved=rebuild,
+               keyword_index_missing=len(store) > 0 and not store.has_keyword_index)  # e.g. after a Ctrl-C
     with tqdm(total=len(files), desc="indexing", unit="file", disable=not progress) as bar:
         try:
             for number, path in enumerate(files, 1):

@@ -205,6 +205,11 @@ class Store:
         scores, rows = self._vectors.search(query, min(k, len(self._chunks)))
         return [self._passage(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
 
+    @property
+    def has_keyword_index(self) -> bool:
+        """Whether the BM25 index is in memory, loaded with the index or built since the last change."""
+        return self._keyword is not None
+
     def keyword_search(self, query: str, k: int = 5) -> list[Passage]:
         """The `k` best BM25 matches for `query`'s words; passages sharing no word are left out."""
         return [self._passage(row, score) for row, score in self._keyword_index().search(query, k)]

@@ -258,7 +258,7 @@ def test_an_interrupted_ingest_resumes_without_reembedding(tmp_path, index_dir, 
     one_go = tmp_path / "one-go"
     run(corpus, one_go, HashEmbedder())
     assert resumed.documents() == Store.open(one_go, embedder).documents()
-    assert resumed.keyword_search("animal5", 1)[0].title == "Story 5"
+    assert resumed.has_keyword_index and resumed.keyword_search("animal5", 1)[0].title == "Story 5"
     for p in resumed.passages([f"{d.doc_id}:0" for d in resumed.documents()]):
         assert resumed.search(p.text, 1)[0].score == pytest.approx(1.0, abs=1e-5)
 
@@ -284,3 +284,12 @@ def test_without_checkpoints_due_the_index_is_saved_once(tmp_path, index_dir, em
     monkeypatch.setattr(Store, "save", lambda store, keyword_index=True: saves.append(len(store)))
     ingest([many_articles(tmp_path / "in")], index_dir, embedder, progress=False, group_chunks=2)
     assert saves == [12]
+
+
+def test_an_index_saved_without_its_keyword_index_gets_it_from_the_next_ingest(articles_dir, index_dir, embedder):
+    run(articles_dir, index_dir, embedder)
+    Store.open(index_dir, embedder).save(keyword_index=False)   # as a checkpoint before a crash leaves it
+    assert not Store.open(index_dir, embedder).has_keyword_index
+    report = run(articles_dir, index_dir, embedder)
+    assert (report.unchanged, report.chunks_embedded) == (4, 0)
+    assert Store.open(index_dir, embedder).has_keyword_index
