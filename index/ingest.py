@@ -1,11 +1,17 @@
-"""Bring an index up to date with files on disk: load, chunk, embed, save.
+"""Bring an index up to date with files on disk: load, chunk, embed, save, in a stream of groups.
 
 A document is known by its source path (resolved, absolute). Unchanged files cost a hash and no
 embedding; changed files are re-embedded; an exact copy of an indexed text under another name is
-recorded as a duplicate, not indexed twice. Bad files are reported, never fatal. The index is
-saved once at the end, and only if something changed. One ingest at a time writes to an index
-folder, in this process or another (a lock file in the folder): two writers at once would both build
-on the same generation, and the second save would drop what the first added.
+recorded as a duplicate, not indexed twice. Bad files are reported, never fatal.
+
+Files are read and chunked one by one and embedded in groups of about `group_chunks` passages, each
+group added to the store once embedded: besides the index itself, memory holds one group. The
+store is saved as it grows (a checkpoint is an ordinary atomic save) and at the end, if anything
+changed. An ingest stopped by a crash or `kill` loses the work since its last checkpoint, one
+stopped with Ctrl-C saves what it has embedded first: running it again skips what is indexed.
+One ingest at a time writes to an index folder, in this process or another (a lock file in the
+folder): two writers at once would both build on the same generation, and the second save would
+drop what the first added.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .chunking import ChunkingParams, chunk_document
 from .embedding import Embedder, default_embedder
@@ -29,6 +37,9 @@ from .types import Chunk, Document, IngestReport, Rejection
 log = logging.getLogger(__name__)
 
 WRITE_LOCK = "write.lock"
+# A checkpoint is a full save, which takes longer as the index grows (about 3 s at 100,000
+# passages): checkpoints are spaced so that saving takes at most a tenth of the ingest's time.
+_SAVE_SHARE = 0.1
 
 
 def writing(index_dir: str | os.PathLike[str]):
@@ -53,12 +64,20 @@ def ingest(
     rebuild: bool = False,
     progress: bool = True,
     batch_size: int = 64,
+    group_chunks: int = 512,
+    checkpoint_seconds: float = 60.0,
+    checkpoint_chunks: int | None = None,
+    ann_threshold: int | None = None,
 ) -> IngestReport:
     """Add the articles under `paths` to the index in `index_dir`, creating it if needed.
 
     `embedder` defaults to the packaged all-MiniLM-L6-v2; `chunking` to the index's own parameters
     (or the defaults for a new index). `prune` drops documents whose file is gone; `rebuild`
     starts a fresh index, replacing whatever is there (also an incompatible or corrupt one).
+    Passages are embedded `batch_size` at a time in groups of about `group_chunks`. The index is
+    saved at least `checkpoint_seconds` apart (longer when saving gets slow), and also whenever
+    `checkpoint_chunks` passages were embedded since the last save, if given. `ann_threshold`: see
+    `Store.create`.
     """
     started = time.perf_counter()
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
@@ -67,101 +86,187 @@ def ingest(
     files = list(iter_files(paths))
     if not files:
         raise InputError(f"no {' '.join(SUPPORTED_SUFFIXES)} files in {', '.join(map(str, paths))}")
+
     with writing(index_dir):
-        return _update(files, index_dir, embedder, chunking, prune, rebuild, progress, batch_size, started)
+        embedder = embedder or default_embedder()
+        if rebuild:
+            store = Store.create(index_dir, embedder, chunking, ann_threshold=ann_threshold)
+        else:
+            store = Store.open_or_create(index_dir, embedder, chunking, ann_threshold=ann_threshold)
+            if chunking is not None and chunking != store.chunking:
+                raise IndexMismatchError(
+                    f"the index at {index_dir} was built with {store.chunking}, not {chunking}; "
+                    "ingest with --rebuild to chunk everything again")
+
+        run = _Run(store, embedder, batch_size, checkpoint_seconds, checkpoint_chunks, unsaved=rebuild,
+                   keyword_index_missing=len(store) > 0 and not store.has_keyword_index)  # e.g. after a Ctrl-C
+        with tqdm(total=len(files), desc="indexing", unit="file", disable=not progress) as bar:
+            try:
+                for number, path in enumerate(files, 1):
+                    if not run.scan(path):
+                        bar.update(1)  # nothing to embed: done
+                    if run.group.chunks >= group_chunks:
+                        run.flush(bar, checkpoint=number < len(files))  # no checkpoint right before the final save
+                run.flush(bar, checkpoint=False)
+                if prune:  # after adding, so that a moved file becomes the new home of its text, not a re-embed
+                    run.prune()
+                if run.unsaved or run.keyword_index_missing:
+                    run.save(bar)
+            except KeyboardInterrupt:
+                run.save_on_interrupt()
+                raise
+        report = IngestReport(
+            added=run.counts["added"], updated=run.counts["updated"], unchanged=run.counts["unchanged"],
+            removed=run.counts["removed"], duplicates=run.counts["duplicates"], rejected=tuple(run.rejected),
+            chunks_embedded=run.embedded, total_chunks=len(store),
+            seconds=time.perf_counter() - started, embed_seconds=run.embed_seconds,
+        )
+        log.info("ingest into %s: %s (%d saves, %.1f s saving)", index_dir, report, run.saves, run.save_seconds)
+        return report
 
 
-def _update(files: list[Path], index_dir: str | os.PathLike[str], embedder: Embedder | None,
-            chunking: ChunkingParams | None, prune: bool, rebuild: bool, progress: bool, batch_size: int,
-            started: float) -> IngestReport:
-    embedder = embedder or default_embedder()
-    if rebuild:
-        store = Store.create(index_dir, embedder, chunking)
-    else:
-        store = Store.open_or_create(index_dir, embedder, chunking)
-        if chunking is not None and chunking != store.chunking:
-            raise IndexMismatchError(
-                f"the index at {index_dir} was built with {store.chunking}, not {chunking}; "
-                "ingest with --rebuild to chunk everything again")
+@dataclass
+class _Group:
+    """Documents scanned but not yet embedded, and duplicates to record once they are added."""
 
-    counts: Counter[str] = Counter()
-    rejected: list[Rejection] = []
-    todo: list[tuple[Document, list[Chunk]]] = []
-    waiting: set[str] = set()                    # doc_ids in todo
-    duplicates: list[tuple[str, str]] = []       # (doc_id, source), recorded once todo is added
-    changed = rebuild
-    for path in files:
+    docs: list[tuple[Document, list[Chunk]]] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)   # (doc_id, source)
+    doc_ids: set[str] = field(default_factory=set)
+    files: int = 0       # files whose passages are in the group
+    chunks: int = 0
+
+
+@dataclass
+class _Run:
+    """The state of one ingest: the group being filled, counts, and when the store was last saved."""
+
+    store: Store
+    embedder: Embedder
+    batch_size: int
+    checkpoint_seconds: float
+    checkpoint_chunks: int | None
+    unsaved: bool = False          # the store differs from what is on disk
+    busy: bool = False             # the store is half-way through a change: not a state to save
+    keyword_index_missing: bool = False  # the last save skipped the BM25 index
+    group: _Group = field(default_factory=_Group)
+    counts: Counter = field(default_factory=Counter)
+    rejected: list[Rejection] = field(default_factory=list)
+    embedded: int = 0
+    embed_seconds: float = 0.0
+    since_save: int = 0            # passages embedded since the last save
+    saved_at: float = field(default_factory=time.monotonic)
+    last_save_seconds: float = 0.0
+    saves: int = 0
+    save_seconds: float = 0.0
+
+    def scan(self, path: Path) -> bool:
+        """Load and chunk one file into the group (True), or count it as unchanged, duplicate or rejected."""
         source = str(path.resolve())
         try:
             doc = load_file(source)
         except RejectedFile as e:
             log.warning("skipped %s", e)
-            rejected.append(Rejection(e.source, e.reason))
-            continue
-        known = store.document_for(source)
+            self.rejected.append(Rejection(e.source, e.reason))
+            return False
+        known = self.store.document_for(source)
         if known is not None and known.sha256 == doc.sha256:
-            counts["unchanged"] += 1
-            continue
+            self.counts["unchanged"] += 1
+            return False
         if known is not None:
-            store.remove_source(source)
-            changed = True
-        if store.document_info(doc.doc_id) is not None or doc.doc_id in waiting:
-            duplicates.append((doc.doc_id, source))
-            counts["duplicates"] += 1
-            continue
-        todo.append((doc, chunk_document(doc, store.chunking)))
-        waiting.add(doc.doc_id)
-        counts["updated" if known is not None else "added"] += 1
+            self._change(self.store.remove_source, source)
+        if self.store.document_info(doc.doc_id) is not None or doc.doc_id in self.group.doc_ids:
+            self.group.duplicates.append((doc.doc_id, source))
+            self.counts["duplicates"] += 1
+            return False
+        chunks = chunk_document(doc, self.store.chunking)
+        self.group.docs.append((doc, chunks))
+        self.group.doc_ids.add(doc.doc_id)
+        self.group.chunks += len(chunks)
+        self.group.files += 1
+        self.counts["updated" if known is not None else "added"] += 1
+        return True
 
-    texts = [c.text for _, chunks in todo for c in chunks]
-    embed_started = time.perf_counter()
-    vectors = _embed(embedder, texts, store.dim, batch_size, progress)
-    embed_seconds = time.perf_counter() - embed_started
-    row = 0
-    for doc, chunks in todo:
-        store.add_document(doc, chunks, vectors[row:row + len(chunks)])
-        row += len(chunks)
-    for doc_id, source in duplicates:
-        store.record_duplicate(doc_id, source)
-    changed = changed or bool(todo or duplicates)
+    def flush(self, bar, checkpoint: bool = True) -> None:
+        """Embed the group, add it to the store, and save if a checkpoint is due."""
+        group, self.group = self.group, _Group()
+        texts = [c.text for _, chunks in group.docs for c in chunks]
+        started = time.perf_counter()
+        vectors = _embed(self.embedder, texts, self.store.dim, self.batch_size)
+        self.embed_seconds += time.perf_counter() - started
 
-    if prune:  # after adding, so that a moved file becomes the new home of its text, not a re-embed
-        for info in store.documents():
+        def add() -> None:
+            row = 0
+            for doc, chunks in group.docs:
+                self.store.add_document(doc, chunks, vectors[row:row + len(chunks)])
+                row += len(chunks)
+            for doc_id, source in group.duplicates:
+                self.store.record_duplicate(doc_id, source)
+
+        if group.docs or group.duplicates:
+            self._change(add)
+        self.embedded += len(texts)
+        self.since_save += len(texts)
+        bar.update(group.files)
+        bar.set_postfix(passages=len(self.store), refresh=False)
+        if checkpoint and self.unsaved and self._checkpoint_due():
+            self.save(bar, keyword_index=False)  # the BM25 index, rebuilt whole each time, waits for the end
+
+    def prune(self) -> None:
+        for info in self.store.documents():
             for source in (info.source, *info.also_at):
                 if not Path(source).exists():
-                    counts["removed"] += store.remove_source(source)
-                    changed = True
+                    self.counts["removed"] += self._change(self.store.remove_source, source)
 
-    if changed:
-        store.save()
-    report = IngestReport(
-        added=counts["added"], updated=counts["updated"], unchanged=counts["unchanged"],
-        removed=counts["removed"], duplicates=counts["duplicates"], rejected=tuple(rejected),
-        chunks_embedded=len(texts), total_chunks=len(store),
-        seconds=time.perf_counter() - started, embed_seconds=embed_seconds,
-    )
-    log.info("ingest into %s: %s", index_dir, report)
-    return report
+    def _checkpoint_due(self) -> bool:
+        if self.checkpoint_chunks and self.since_save >= self.checkpoint_chunks:
+            return True
+        wait = max(self.checkpoint_seconds, self.last_save_seconds * (1 - _SAVE_SHARE) / _SAVE_SHARE)
+        return time.monotonic() - self.saved_at >= wait
+
+    def save(self, bar=None, keyword_index: bool = True) -> None:
+        if bar is not None:
+            bar.set_postfix(passages=len(self.store), saving="…")
+        started = time.perf_counter()
+        self.busy = True
+        self.store.save(keyword_index=keyword_index)
+        self.busy = self.unsaved = False
+        self.keyword_index_missing = not keyword_index
+        self.saves += 1
+        self.last_save_seconds = time.perf_counter() - started
+        self.save_seconds += self.last_save_seconds
+        self.saved_at, self.since_save = time.monotonic(), 0
+        if bar is not None:
+            bar.set_postfix(passages=len(self.store))
+
+    def save_on_interrupt(self) -> None:
+        """Keep what was embedded before a Ctrl-C, unless it came in the middle of changing the store."""
+        if not self.unsaved or self.busy:
+            return
+        log.warning("interrupted: saving the %d passages indexed so far in %s; run the same ingest again "
+                    "(without --rebuild) to continue", len(self.store), self.store.index_dir)
+        self.save(keyword_index=False)
+
+    def _change(self, func, *args):
+        """Call `func`, which changes the store, marked as not a state to save if interrupted."""
+        self.busy = True
+        result = func(*args)
+        self.busy, self.unsaved = False, True
+        return result
 
 
-def _embed(embedder: Embedder, texts: list[str], dim: int, batch_size: int, progress: bool) -> np.ndarray:
-    """Embed in batches across documents, with a progress bar over chunks.
+def _embed(embedder: Embedder, texts: list[str], dim: int, batch_size: int) -> np.ndarray:
+    """Embed in batches, in order of length.
 
-    Texts are embedded in order of length, as sentence-transformers does within one call, so each
-    batch pads to similar lengths: with small batches for a live progress bar, this keeps ingest as
-    fast as one big `encode` call.
+    sentence-transformers sorts by length within one call, so each batch pads to similar lengths:
+    doing the same across the group keeps small batches as fast as one big `encode` call.
     """
-    from tqdm.auto import tqdm
-
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     vectors = np.zeros((len(texts), dim), dtype=np.float32)
-    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress or not texts) as bar:
-        for start in range(0, len(texts), batch_size):
-            rows = order[start:start + batch_size]
-            block = np.asarray(embedder.embed([texts[i] for i in rows]), dtype=np.float32)
-            if block.shape != (len(rows), dim):
-                raise ModelError(f"the embedder {embedder.name!r} returned shape {block.shape} "
-                                 f"for {len(rows)} texts, expected ({len(rows)}, {dim})")
-            vectors[rows] = block
-            bar.update(len(rows))
+    for start in range(0, len(texts), batch_size):
+        rows = order[start:start + batch_size]
+        block = np.asarray(embedder.embed([texts[i] for i in rows]), dtype=np.float32)
+        if block.shape != (len(rows), dim):
+            raise ModelError(f"the embedder {embedder.name!r} returned shape {block.shape} "
+                             f"for {len(rows)} texts, expected ({len(rows)}, {dim})")
+        vectors[rows] = block
     return vectors

@@ -4,8 +4,10 @@ Layout of an index folder (nothing is pickled):
 
     manifest.json             format version, embedder name and dimension, chunking parameters,
                               generation, documents (metadata and content hashes), sha256 of each data file
-    vectors-000003.faiss      FAISS IndexFlatIP over L2-normalized vectors: inner product is cosine
+    vectors-000003.faiss      FAISS index over L2-normalized vectors (inner product is cosine): exact
+                              (IndexFlatIP) up to `ann_threshold` passages, IVF past it (see ann.py)
     passages-000003.sqlite    tables `documents` (with full texts) and `passages` (row -> chunk)
+    keyword-000003.*.npy|json the BM25 index (bm25s's arrays and vocabulary), unless the save skipped it
 
 A save writes a new generation beside the old one, then atomically replaces the manifest, then
 deletes what the manifest no longer names: a crash at any point leaves a loadable index. The
@@ -13,7 +15,8 @@ manifest carries a sha256 of each data file and one of its own body, so a damage
 open; the damaged index is then moved into a `broken-<time>` folder and the error says where.
 Saves, and whatever moves or deletes files, hold an exclusive lock on the folder. Passage
 metadata lives in memory; document texts are read from SQLite when asked for. Search is exact
-(flat index), which stays fast up to a few hundred thousand passages. One writer at a time.
+below `ann_threshold` passages (default 50,000, or QA_ANN_THRESHOLD) and approximate past it, tuned
+to a recall@10 of 0.95; the switch happens when the store is saved. One writer at a time.
 """
 
 from __future__ import annotations
@@ -35,11 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import ann
 from .chunking import ChunkingParams
 from .embedding import Embedder
 from .errors import CorruptIndexError, IndexMismatchError, IndexNotFoundError, IndexWriteError, QAError
 from .keyword import KeywordIndex
 from .types import Chunk, Document, DocumentInfo, Passage
+from .ann import VectorIndexInfo
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +52,8 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 LOCK_WAIT = 30.0  # seconds an open waits for another process's save before judging a damaged-looking index
 # Files this module owns in an index folder (with leftovers of interrupted saves); others are left alone.
-_DATA_FILE = re.compile(r"(vectors-(\d{6})\.faiss|passages-(\d{6})\.sqlite)(-journal|-wal|-shm)?(\.tmp)?")
+_DATA_FILE = re.compile(r"(vectors-(\d{6})\.faiss|passages-(\d{6})\.sqlite|keyword-(\d{6})\.\w+\.(?:npy|json))"
+                        r"(-journal|-wal|-shm)?(\.tmp)?")
 _SCHEMA = """
 CREATE TABLE documents (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, title TEXT NOT NULL,
                         date TEXT, sha256 TEXT NOT NULL, text TEXT NOT NULL);
@@ -67,19 +73,21 @@ class _Damaged(CorruptIndexError):
 class Store:
     """A searchable index of passages; build it with `create` or load it with `open`."""
 
-    def __init__(self, index_dir: Path, embedder: Embedder, chunking: ChunkingParams, dim: int):
+    def __init__(self, index_dir: Path, embedder: Embedder, chunking: ChunkingParams, dim: int,
+                 ann_threshold: int | None = None):
         # Use Store.create / Store.open: this only sets up an empty store.
-        import faiss
-
         self.index_dir = Path(index_dir)
         self.embedder = embedder
         self.chunking = chunking
         self.dim = dim
+        # From this many passages on, saving switches search to an approximate index.
+        self.ann_threshold = ann.ann_threshold(ann_threshold)
         self.generation = 0
         self.created = self.updated = _now()
         self._docs: dict[str, DocumentInfo] = {}
         self._chunks: list[Chunk] = []           # row i of the FAISS index is self._chunks[i]
-        self._vectors = faiss.IndexFlatIP(dim)
+        self._vectors = ann.flat_index(dim)
+        self.vector_index = VectorIndexInfo()    # what self._vectors is, as the manifest records it
         self._texts: dict[str, str] = {}         # texts not yet saved to the current SQLite file
         # Read-only connection to the SQLite file of the loaded generation. Held open so that texts
         # stay readable (on POSIX) even after another process saves and deletes that generation.
@@ -94,43 +102,48 @@ class Store:
 
     @classmethod
     def create(cls, index_dir: str | os.PathLike[str], embedder: Embedder,
-               chunking: ChunkingParams | None = None) -> Store:
-        """A new, empty index; nothing is written (an existing index there is replaced) until `save`."""
-        return cls(Path(index_dir), embedder, chunking or ChunkingParams(), int(embedder.dim))
+               chunking: ChunkingParams | None = None, *, ann_threshold: int | None = None) -> Store:
+        """A new, empty index; nothing is written (an existing index there is replaced) until `save`.
+
+        `ann_threshold`: passages from which search is approximate (None: QA_ANN_THRESHOLD or 50,000).
+        """
+        return cls(Path(index_dir), embedder, chunking or ChunkingParams(), int(embedder.dim), ann_threshold)
 
     @classmethod
     def open_or_create(cls, index_dir: str | os.PathLike[str], embedder: Embedder,
-                       chunking: ChunkingParams | None = None) -> Store:
+                       chunking: ChunkingParams | None = None, *, ann_threshold: int | None = None) -> Store:
         if (Path(index_dir) / MANIFEST).exists():
-            return cls.open(index_dir, embedder)
-        return cls.create(index_dir, embedder, chunking)
+            return cls.open(index_dir, embedder, ann_threshold=ann_threshold)
+        return cls.create(index_dir, embedder, chunking, ann_threshold=ann_threshold)
 
     @classmethod
-    def open(cls, index_dir: str | os.PathLike[str], embedder: Embedder) -> Store:
+    def open(cls, index_dir: str | os.PathLike[str], embedder: Embedder, *,
+             ann_threshold: int | None = None) -> Store:
         """Load an index, checking its format, its embedder, its manifest's and every file's checksum.
 
         A damaged index is moved aside (nothing is deleted) and `CorruptIndexError` says where, so that
         the next `qa ingest` builds a fresh one: never a silently wrong answer. Before that verdict the
         index is read once more under the writer lock, as a save in another process may have switched
         generations between our reads. Leftovers of interrupted saves go when no save is running.
+        The vector index is used as saved; `ann_threshold` applies from the next `save`.
         """
         index_dir = Path(index_dir)
         try:
-            store = cls._load(index_dir, embedder)
+            store = cls._load(index_dir, embedder, ann_threshold)
         except _Damaged as first:
             with _writer_lock(index_dir, wait=LOCK_WAIT) as locked:
                 if not locked:
                     raise CorruptIndexError(f"{first}; another process has been saving this index for "
                                             f"{LOCK_WAIT:.0f} s: try again when it is done") from None
                 try:
-                    store = cls._load(index_dir, embedder)
+                    store = cls._load(index_dir, embedder, ann_threshold)
                 except _Damaged as damaged:
                     raise CorruptIndexError(f"{damaged}. {_move_aside(index_dir)}") from None
         store._remove_leftovers()
         return store
 
     @classmethod
-    def _load(cls, index_dir: Path, embedder: Embedder) -> Store:
+    def _load(cls, index_dir: Path, embedder: Embedder, ann_threshold: int | None = None) -> Store:
         import faiss
 
         manifest = _read_manifest(index_dir)
@@ -155,6 +168,7 @@ class Store:
             passages = int(manifest.get("passages", sum(d.passages for d in docs.values())))
             if not all(_DATA_FILE.fullmatch(f) for f in files):  # only our own files, never a path
                 raise ValueError(f"it names files that are not index files: {sorted(files)}")
+            vector_index = VectorIndexInfo.from_dict(manifest.get("vectors"))
         except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as e:
             raise _Damaged(f"the index file {manifest_path} is incomplete ({type(e).__name__}: {e})") from None
         if name != embedder.name or dim != int(embedder.dim):
@@ -174,8 +188,8 @@ class Store:
             if actual != digest:
                 raise _Damaged(f"the index file {path} was altered or truncated (checksum mismatch)")
 
-        store = cls(index_dir, embedder, chunking, dim)
-        store.generation, store._docs = generation, docs
+        store = cls(index_dir, embedder, chunking, dim, ann_threshold)
+        store.generation, store._docs, store.vector_index = generation, docs, vector_index
         store.created, store.updated = manifest.get("created", ""), manifest.get("updated", "")
         try:
             store._vectors = faiss.read_index(str(index_dir / vectors_name))
@@ -185,8 +199,15 @@ class Store:
         except (RuntimeError, sqlite3.Error) as e:
             raise _Damaged(f"cannot read the index at {index_dir} ({e})") from None
         if (store._vectors.ntotal != len(store._chunks) or store._vectors.d != dim or passages != len(store._chunks)
+                or ann.kind_of(store._vectors) != vector_index.kind
                 or Counter(c.doc_id for c in store._chunks) != Counter({i: d.passages for i, d in docs.items()})):
             raise _Damaged(f"the files of the index at {index_dir} do not agree with each other")
+        keyword_prefix = next((f.split(".")[0] for f in files if f.startswith("keyword-")), None)
+        if keyword_prefix is not None:
+            try:
+                store._keyword = KeywordIndex.load(index_dir, keyword_prefix, len(store._chunks))
+            except (OSError, ValueError, KeyError) as e:
+                raise _Damaged(f"cannot read the keyword index {index_dir / keyword_prefix}.* ({e})") from None
         return store
 
     def _remove_leftovers(self) -> None:
@@ -229,13 +250,22 @@ class Store:
         scores, rows = self._vectors.search(query, min(k, len(self._chunks)))
         return [self._passage(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
 
+    @property
+    def has_keyword_index(self) -> bool:
+        """Whether the BM25 index is in memory, loaded with the index or built since the last change."""
+        return self._keyword is not None
+
     def keyword_search(self, query: str, k: int = 5) -> list[Passage]:
         """The `k` best BM25 matches for `query`'s words; passages sharing no word are left out."""
+        return [self._passage(row, score) for row, score in self._keyword_index().search(query, k)]
+
+    def _keyword_index(self) -> KeywordIndex:
+        """The BM25 index as loaded, or built now (a while for a large store) if it was not saved."""
         with self._lock:
             if self._keyword is None:
+                log.info("building the keyword index of %d passages", len(self._chunks))
                 self._keyword = KeywordIndex().build([c.text for c in self._chunks])
-            keyword = self._keyword
-        return [self._passage(row, score) for row, score in keyword.search(query, k)]
+            return self._keyword
 
     def passages(self, ids: list[str]) -> list[Passage]:
         """Passages by id, in the order asked, with score 0.
@@ -305,7 +335,7 @@ class Store:
         del self._docs[doc_id]
         rows = [row for row, c in enumerate(self._chunks) if c.doc_id == doc_id]
         if rows:
-            self._vectors.remove_ids(np.asarray(rows, dtype=np.int64))  # keeps the other rows in order
+            ann.remove_rows(self._vectors, np.asarray(rows, dtype=np.int64))  # the others keep their order
             self._chunks = [c for c in self._chunks if c.doc_id != doc_id]
         self._texts.pop(doc_id, None)
         self._changed()
@@ -343,8 +373,13 @@ class Store:
 
     # -- saving ----------------------------------------------------------------------------------
 
-    def save(self) -> None:
+    def save(self, keyword_index: bool = True) -> None:
         """Write a new generation of the index; the previous one stays valid until the last step.
+
+        First the vector index is fitted to the store's size: past `ann_threshold` it becomes (or
+        is retrained as) an approximate index, which takes a while for large stores. The BM25 index
+        is built if needed and saved too, unless `keyword_index` is False (a quicker save, e.g. a
+        checkpoint of an ingest): then whoever opens this generation builds it on first use.
 
         Holds the writer lock throughout. A save that fails (a full disk, Ctrl-C) deletes what it had
         written, so the index on disk stays as it was; files left by a save killed outright are
@@ -356,7 +391,7 @@ class Store:
             with _writer_lock(folder):
                 before = {p.name for p in folder.iterdir()}
                 try:
-                    self._save(folder)
+                    self._save(folder, keyword_index)
                 except BaseException:
                     _remove_new_leftovers(folder, before)
                     raise
@@ -365,9 +400,10 @@ class Store:
             raise IndexWriteError(f"cannot save the index in {folder} ({reason}): free some disk space or "
                                   "check the folder's permissions, then try again") from e
 
-    def _save(self, folder: Path) -> None:
+    def _save(self, folder: Path, keyword_index: bool) -> None:
         import faiss
 
+        self._vectors, self.vector_index = ann.fit(self._vectors, self.vector_index, self.ann_threshold)
         # Past every generation on disk, so that files left by an interrupted save are never reused.
         generation = max([self.generation, *_generations(folder)]) + 1
         vectors_path = folder / f"vectors-{generation:06d}.faiss"
@@ -376,6 +412,11 @@ class Store:
         _fsync(vectors_path)
         self._write_db(db_path)
         _fsync(db_path)
+        written = [vectors_path, db_path]
+        if keyword_index:
+            written += self._keyword_index().save(folder, f"keyword-{generation:06d}")
+            for path in written[2:]:
+                _fsync(path)
 
         updated = _now()
         manifest = {
@@ -386,14 +427,17 @@ class Store:
             "created": self.created,
             "updated": updated,
             "passages": len(self._chunks),
-            "files": {p.name: _sha256_file(p) for p in (vectors_path, db_path)},
+            "vectors": self.vector_index.as_dict(),
+            "files": {p.name: _sha256_file(p) for p in written},
             "documents": {d.doc_id: {"source": d.source, "title": d.title, "date": d.date, "sha256": d.sha256,
                                      "passages": d.passages, "also_at": list(d.also_at)}
                           for d in self._docs.values()},
         }
         manifest["checksum"] = _manifest_checksum(manifest)  # a bit flip that still parses is caught too
         tmp = folder / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+        # Indented for people to read, unless large: json's indenting encoder is pure Python (seconds at 10,000s).
+        indent = 1 if len(self._docs) <= 1000 else None
+        tmp.write_text(json.dumps(manifest, indent=indent, ensure_ascii=False), encoding="utf-8")
         _fsync(tmp)
         os.replace(tmp, folder / MANIFEST)
         _fsync(folder)
@@ -410,12 +454,18 @@ class Store:
         try:
             # A fresh file nobody reads before the manifest names it: no journal needed; we fsync it.
             con.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;" + _SCHEMA)
-            for d in self._docs.values():
-                text = self._texts.get(d.doc_id)
-                if text is None:
-                    text = self._saved_text(d.doc_id)
-                con.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
-                            (d.doc_id, d.source, d.title, d.date, d.sha256, text))
+            insert = "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)"
+            if self._db is not None and len(self._texts) < len(self._docs):
+                # Texts saved before, streamed in one scan (a query per document takes seconds at 100,000s).
+                with self._lock:
+                    saved = self._db.execute("SELECT doc_id, text FROM documents")
+                    con.executemany(insert, ((d.doc_id, d.source, d.title, d.date, d.sha256, text)
+                                             for doc_id, text in saved
+                                             if doc_id not in self._texts and (d := self._docs.get(doc_id))))
+            con.executemany(insert, ((d.doc_id, d.source, d.title, d.date, d.sha256, self._texts[d.doc_id])
+                                     for d in self._docs.values() if d.doc_id in self._texts))
+            (count,) = con.execute("SELECT count(*) FROM documents").fetchone()
+            assert count == len(self._docs), "a document neither in memory nor saved"
             con.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?)",
                             ((row, c.doc_id, c.index, c.start, c.end, c.text) for row, c in enumerate(self._chunks)))
             con.commit()
@@ -519,7 +569,7 @@ def _move_aside(index_dir: Path) -> str:
 
 
 def _generations(folder: Path) -> list[int]:
-    return [int(m[2] or m[3]) for p in folder.iterdir() if (m := _DATA_FILE.fullmatch(p.name))]
+    return [int(m[2] or m[3] or m[4]) for p in folder.iterdir() if (m := _DATA_FILE.fullmatch(p.name))]
 
 
 def _remove_new_leftovers(folder: Path, before: set[str]) -> None:

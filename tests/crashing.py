@@ -118,10 +118,13 @@ def phase(label: str) -> str:
 def _hooked_save(hook: _Hook):
     original = Store.save
 
-    def save(self):
+    def save(self, *args, **kwargs):
+        # Building the BM25 index (pure computation, thousands of calls in bm25s) writes nothing: done
+        # first, so that the kill points fall among the calls that write, rename and delete.
+        self._keyword_index()
         sys.setprofile(hook)
         try:
-            original(self)
+            original(self, *args, **kwargs)
         finally:
             sys.setprofile(None)
 

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from fakes import HashEmbedder, write_article
-from index import ChunkingParams, CorruptIndexError, IndexMismatchError, InputError, Store, ingest
+from index import ChunkingParams, CorruptIndexError, IndexMismatchError, IndexNotFoundError, InputError, Store, ingest
 
 
 @pytest.fixture
@@ -178,7 +178,7 @@ def test_rebuild_replaces_an_index_of_another_embedder(articles_dir, index_dir, 
     assert report.added == 4
     store = Store.open(index_dir, embedder)
     assert store.embedder_name == "fake-hash-64" and store.generation == 2
-    assert sorted(p.name for p in index_dir.iterdir()) == [
+    assert sorted(p.name for p in index_dir.iterdir() if not p.name.startswith("keyword-")) == [
         "manifest.json", "passages-000002.sqlite", "vectors-000002.faiss", "write.lock"]
 
 
@@ -207,3 +207,89 @@ def test_sample_corpus(sample_corpus, index_dir, embedder):
     assert (report.added, report.rejected) == (5, ())
     store = Store.open(index_dir, embedder)
     assert "Druzhba" in store.keyword_search("Druzhba pipeline", 1)[0].text
+
+
+# -- streaming, checkpoints and resuming ------------------------------------------------------------
+
+class StopsAfter(HashEmbedder):
+    """Embeds `calls_ok` batches, then fails with `error`, as a Ctrl-C or a crash would."""
+
+    def __init__(self, calls_ok: int, error: BaseException):
+        super().__init__()
+        self.calls_ok, self.error = calls_ok, error
+
+    def embed(self, texts):
+        if len(self.calls) >= self.calls_ok:
+            raise self.error
+        return super().embed(texts)
+
+
+def many_articles(folder, count=12):
+    """`count` one-passage articles, each about its own animal."""
+    for i in range(count):
+        write_article(folder, f"{i:02d}.txt", f"Story {i}\n\nThe zoo welcomed animal{i} on day {i}, keepers said.")
+    return folder
+
+
+def saved_passages(index_dir, embedder):
+    try:
+        return len(Store.open(index_dir, embedder))
+    except IndexNotFoundError:
+        return 0
+
+
+@pytest.mark.parametrize("error, saved", [
+    (KeyboardInterrupt(), 6),                   # Ctrl-C: the three finished groups are saved first
+    (RuntimeError("power cut"), 4),             # a crash (or kill): only the last checkpoint, at 4 passages
+])
+def test_an_interrupted_ingest_resumes_without_reembedding(tmp_path, index_dir, error, saved):
+    corpus = many_articles(tmp_path / "in")
+    stopping = StopsAfter(3, error)  # groups of 2 one-passage files, one batch each: 3 groups, then the error
+    with pytest.raises(type(error)):
+        ingest([corpus], index_dir, stopping, progress=False, group_chunks=2,
+               checkpoint_seconds=float("inf"), checkpoint_chunks=4)
+    assert stopping.embedded == 6
+    assert saved_passages(index_dir, stopping) == saved
+    embedder = HashEmbedder()
+    report = run(corpus, index_dir, embedder)
+    assert (report.unchanged, report.added) == (saved, 12 - saved)
+    assert report.chunks_embedded == embedder.embedded == 12 - saved
+    resumed = Store.open(index_dir, embedder)
+    one_go = tmp_path / "one-go"
+    run(corpus, one_go, HashEmbedder())
+    assert resumed.documents() == Store.open(one_go, embedder).documents()
+    assert resumed.has_keyword_index and resumed.keyword_search("animal5", 1)[0].title == "Story 5"
+    for p in resumed.passages([f"{d.doc_id}:0" for d in resumed.documents()]):
+        assert resumed.search(p.text, 1)[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_checkpoints_save_as_the_ingest_goes(tmp_path, index_dir, embedder, monkeypatch):
+    generations = []
+    save = Store.save
+
+    def counting_save(store, keyword_index=True):
+        save(store, keyword_index)
+        generations.append((store.generation, len(store), keyword_index))
+
+    monkeypatch.setattr(Store, "save", counting_save)
+    report = ingest([many_articles(tmp_path / "in")], index_dir, embedder, progress=False, group_chunks=2,
+                    checkpoint_seconds=float("inf"), checkpoint_chunks=4)
+    # the BM25 index, rebuilt whole each time, is saved only at the end
+    assert generations == [(1, 4, False), (2, 8, False), (3, 12, True)]
+    assert max(embedder.calls) <= 2 and report.total_chunks == 12
+
+
+def test_without_checkpoints_due_the_index_is_saved_once(tmp_path, index_dir, embedder, monkeypatch):
+    saves = []
+    monkeypatch.setattr(Store, "save", lambda store, keyword_index=True: saves.append(len(store)))
+    ingest([many_articles(tmp_path / "in")], index_dir, embedder, progress=False, group_chunks=2)
+    assert saves == [12]
+
+
+def test_an_index_saved_without_its_keyword_index_gets_it_from_the_next_ingest(articles_dir, index_dir, embedder):
+    run(articles_dir, index_dir, embedder)
+    Store.open(index_dir, embedder).save(keyword_index=False)   # as a checkpoint before a crash leaves it
+    assert not Store.open(index_dir, embedder).has_keyword_index
+    report = run(articles_dir, index_dir, embedder)
+    assert (report.unchanged, report.chunks_embedded) == (4, 0)
+    assert Store.open(index_dir, embedder).has_keyword_index

@@ -15,6 +15,7 @@ from index import (
     CorruptIndexError,
     IndexMismatchError,
     IndexNotFoundError,
+    KeywordIndex,
     Store,
     chunk_document,
     iter_files,
@@ -40,6 +41,13 @@ def store(tmp_path, embedder, articles_dir) -> Store:
 
 def data_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
+
+
+def generation(number: int) -> list[str]:
+    """The files of one saved generation: vectors, passages and the BM25 index."""
+    keyword = [f"keyword-{number:06d}.{part}" for part in ("data.npy", "indices.npy", "indptr.npy", "params.json",
+                                                           "vocab.json")]
+    return sorted([f"passages-{number:06d}.sqlite", f"vectors-{number:06d}.faiss", *keyword])
 
 
 def test_dense_search_finds_the_article_sharing_the_words(store):
@@ -91,7 +99,7 @@ def test_round_trip_gives_the_same_results(store, embedder):
     assert (reopened.embedder_name, reopened.dim, reopened.generation) == ("fake-hash-64", 64, 1)
     for info in reopened.documents():
         assert reopened.document(info.doc_id) == store.document(info.doc_id)
-    assert data_files(store.index_dir) == ["manifest.json", "passages-000001.sqlite", "vectors-000001.faiss"]
+    assert data_files(store.index_dir) == sorted(["manifest.json", *generation(1)])
 
 
 def test_passages_by_id_in_order_unknown_ids_skipped(store):
@@ -107,7 +115,8 @@ def test_manifest_records_what_built_the_index(store):
     assert manifest["format_version"] == 1
     assert manifest["embedder"] == {"name": "fake-hash-64", "dim": 64}
     assert manifest["chunking"] == {"max_words": 80, "overlap_words": 20, "min_words": 25}
-    assert set(manifest["files"]) == {"vectors-000001.faiss", "passages-000001.sqlite"}
+    assert sorted(manifest["files"]) == generation(1)
+    assert manifest["vectors"] == {"kind": "flat"}
     doc = next(iter(manifest["documents"].values()))
     assert set(doc) == {"source", "title", "date", "sha256", "passages", "also_at"}
 
@@ -162,13 +171,13 @@ def test_save_replaces_the_old_generation_and_cleans_leftovers(store, embedder):
     store.save()
     folder = store.index_dir
     for leftover in ["manifest.json.tmp", "vectors-000007.faiss", "passages-000007.sqlite-journal",
-                     "passages-000007.sqlite.tmp"]:
+                     "passages-000007.sqlite.tmp", "keyword-000007.vocab.json"]:
         (folder / leftover).write_bytes(b"left by a crash")
     (folder / "README.txt").write_text("not ours")
     store.save()
     # Past the highest generation on disk, so the crash's files are never mistaken for ours.
     assert store.generation == 8
-    assert data_files(folder) == ["README.txt", "manifest.json", "passages-000008.sqlite", "vectors-000008.faiss"]
+    assert data_files(folder) == sorted(["README.txt", "manifest.json", *generation(8)])
     assert Store.open(folder, embedder).documents() == store.documents()
 
 
@@ -185,11 +194,11 @@ def test_crash_before_the_manifest_is_replaced_leaves_the_old_index(store, embed
         store.save()
     monkeypatch.undo()
     # The failed save deleted what it had written; the old generation is untouched.
-    assert data_files(store.index_dir) == ["manifest.json", "passages-000001.sqlite", "vectors-000001.faiss"]
+    assert data_files(store.index_dir) == sorted(["manifest.json", *generation(1)])
     reopened = Store.open(store.index_dir, embedder)
     assert reopened.documents() == before and reopened.generation == 1
     reopened.save()
-    assert data_files(store.index_dir) == ["manifest.json", "passages-000002.sqlite", "vectors-000002.faiss"]
+    assert data_files(store.index_dir) == sorted(["manifest.json", *generation(2)])
 
 
 def test_texts_survive_saves_after_reopening(store, embedder, tmp_path):
@@ -241,3 +250,32 @@ def test_add_document_checks_its_input(store, articles_dir):
         store.add_document(doc, chunks, np.zeros((len(chunks), 3)))
     with pytest.raises(ValueError, match="dimensions"):
         store.search_vector(np.zeros(3), 1)
+
+
+def test_the_keyword_index_is_saved_and_loaded_not_rebuilt(store, embedder, monkeypatch):
+    queries = ["Druzhba pipeline", "wheat harvest", "mayor"]
+    before = {q: store.keyword_search(q, 4) for q in queries}
+    store.save()
+
+    def no_rebuild(self, texts):
+        raise AssertionError("the keyword index was rebuilt instead of loaded")
+
+    monkeypatch.setattr(KeywordIndex, "build", no_rebuild)
+    reopened = Store.open(store.index_dir, embedder)
+    assert {q: reopened.keyword_search(q, 4) for q in queries} == before
+
+
+def test_a_save_without_the_keyword_index_builds_it_on_first_use(store, embedder):
+    before = store.keyword_search("grain prices", 3)
+    store.save(keyword_index=False)
+    assert not list(store.index_dir.glob("keyword-*"))
+    assert Store.open(store.index_dir, embedder).keyword_search("grain prices", 3) == before
+
+
+@pytest.mark.parametrize("part", ["vocab.json", "data.npy", "params.json"])
+def test_a_damaged_keyword_file_is_named(store, embedder, part):
+    store.save()
+    (path,) = store.index_dir.glob(f"keyword-*.{part}")
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(CorruptIndexError, match=f"{path.name}.*qa ingest PATH"):
+        Store.open(store.index_dir, embedder)
