@@ -100,21 +100,22 @@ def ingest(
 
         run = _Run(store, embedder, batch_size, checkpoint_seconds, checkpoint_chunks, unsaved=rebuild,
                    keyword_index_missing=len(store) > 0 and not store.has_keyword_index)  # e.g. after a Ctrl-C
-        with tqdm(total=len(files), desc="indexing", unit="file", disable=not progress) as bar:
-            try:
+        try:
+            with tqdm(total=len(files), desc="indexing", unit="file", disable=not progress) as bar:
                 for number, path in enumerate(files, 1):
                     if not run.scan(path):
                         bar.update(1)  # nothing to embed: done
                     if run.group.chunks >= group_chunks:
-                        run.flush(bar, checkpoint=number < len(files))  # no checkpoint right before the final save
+                        # no checkpoint right before the final save
+                    run.flush(bar, checkpoint=number < len(files))
                 run.flush(bar, checkpoint=False)
                 if prune:  # after adding, so that a moved file becomes the new home of its text, not a re-embed
                     run.prune()
                 if run.unsaved or run.keyword_index_missing:
                     run.save(bar)
-            except KeyboardInterrupt:
-                run.save_on_interrupt()
-                raise
+        except KeyboardInterrupt:  # after the bar is closed, so that the message gets a line of its own
+            run.save_on_interrupt()
+            raise
         report = IngestReport(
             added=run.counts["added"], updated=run.counts["updated"], unchanged=run.counts["unchanged"],
             removed=run.counts["removed"], duplicates=run.counts["duplicates"], rejected=tuple(run.rejected),
@@ -240,11 +241,13 @@ class _Run:
 
     def save_on_interrupt(self) -> None:
         """Keep what was embedded before a Ctrl-C, unless it came in the middle of changing the store."""
-        if not self.unsaved or self.busy:
-            return
-        log.warning("interrupted: saving the %d passages indexed so far in %s; run the same ingest again "
-                    "(without --rebuild) to continue", len(self.store), self.store.index_dir)
-        self.save(keyword_index=False)
+        again = "run the same ingest again (without --rebuild) to continue"
+        if self.unsaved and not self.busy:
+            log.warning("interrupted: saving the %d passages indexed so far in %s; %s",
+                        len(self.store), self.store.index_dir, again)
+            self.save(keyword_index=False)
+        elif self.saves:
+            log.warning("interrupted: %s keeps what its last save held; %s", self.store.index_dir, again)
 
     def _change(self, func, *args):
         """Call `func`, which changes the store, marked as not a state to save if interrupted."""
