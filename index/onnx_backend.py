@@ -229,8 +229,9 @@ def transformer_module(model):
     """The model's first module, if it is the Hugging Face transformer this module knows how to export."""
     try:
         from sentence_transformers.sentence_transformer.modules import Transformer
-    except ImportError:     # sentence-transformers 5
-        from sentence_transformers.models import Transformer
+    except ImportError:
+        raise ModelError("the onnx embedding backends need sentence-transformers 6 or later "
+                         "(pip install -U sentence-transformers), or use QA_EMBED_BACKEND=torch") from None
 
     first = model[0] if len(model) else None
     text = getattr(first, "modality_config", {}).get("text", {}) if first is not None else {}
@@ -255,7 +256,8 @@ def export(model, folder: Path, quantize: bool) -> dict:
     features = transformer.tokenizer(list(PROBES[:2]), padding=True, truncation=True, return_tensors="pt")
     accepted = getattr(transformer, "model_forward_params", None)   # None: the forward takes **kwargs
     names = [n for n in _INPUTS if n in features and (accepted is None or n in accepted)]
-    reference = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    reference = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True,
+                             show_progress_bar=False)
 
     class LastHiddenState(torch.nn.Module):
         def __init__(self):
