@@ -1,13 +1,14 @@
 """Embedding throughput and agreement of the three backends: torch, onnx (fp32) and onnx-int8.
 
-    python bench/embed.py [--passages 512] [--repeats 3] [--questions ../shared/eval/dev.jsonl]
+    python bench/embed.py [--passages 512] [--repeats 3] [--threads N] [--questions ../shared/eval/dev.jsonl]
 
 The passages are ~120-word runs of sentences drawn (with a fixed seed) from the sample articles.
 Each backend starts from an empty cache, so its first load includes the one-time ONNX export; a
 second load shows what later processes pay. Throughput is timed `--repeats` times, backends taking
 turns so a busy machine slows them alike; the table gives the best and the median run in passages
 per second, and passages per CPU-second (the work itself, less sensitive to other processes on a
-shared machine). Agreement is the cosine between a backend's vector and PyTorch's for the same
+shared machine; `--threads 1` compares one core against one core, the least disturbed by other
+processes). Agreement is the cosine between a backend's vector and PyTorch's for the same
 text, over the sample articles' chunks and over other texts (sentences, questions, the passages).
 Retrieval hit@5 is the dev set's, as `qa eval` computes it but without the LLM: a follow-up
 question is searched with the previous question (`qa eval` adds the model's previous answer).
@@ -73,9 +74,9 @@ def load_average() -> str:
         return "?"
 
 
-def timed_load(backend: str) -> tuple[SentenceTransformerEmbedder, float]:
+def timed_load(backend: str, threads: int | None) -> tuple[SentenceTransformerEmbedder, float]:
     started = time.perf_counter()
-    embedder = SentenceTransformerEmbedder(backend=backend, progress=False)
+    embedder = SentenceTransformerEmbedder(backend=backend, progress=False, threads=threads)
     embedder.embed(["warm up"])
     return embedder, time.perf_counter() - started
 
@@ -113,6 +114,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--passages", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, help="cores to use (torch threads, ONNX texts at once); default all")
     ap.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated, torch first")
     ap.add_argument("--questions", type=Path, default=ROOT.parent / "shared" / "eval" / "dev.jsonl",
                     help="dev question file for retrieval hit@5 (skipped if missing)")
@@ -122,6 +124,10 @@ def main() -> None:
         backends.insert(0, "torch")
 
     print("$ " + shlex.join([Path(sys.executable).name, *sys.argv]))
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     print(f"CPU: {cpu_info()}; load average at start {load_average()}")
     texts = passages(args.passages)
     docs = [load_file(p) for p in iter_files([ROOT / "data" / "articles"])]
@@ -136,8 +142,8 @@ def main() -> None:
         os.environ["QA_CACHE_DIR"] = str(Path(tmp) / "cache")    # every export is made afresh, and timed
         embedders, first_load, second_load = {}, {}, {}
         for backend in backends:
-            embedders[backend], first_load[backend] = timed_load(backend)
-            _, second_load[backend] = timed_load(backend)
+            embedders[backend], first_load[backend] = timed_load(backend, args.threads)
+            _, second_load[backend] = timed_load(backend, args.threads)
 
         runs: dict[str, list[tuple[float, float]]] = {b: [] for b in backends}
         for _ in range(args.repeats):
@@ -153,6 +159,7 @@ def main() -> None:
     n = len(texts)
     words = statistics.mean(len(t.split()) for t in texts)
     print(f"{n} passages of {words:.0f} words; batch size {embedders['torch'].batch_size}; "
+          f"{args.threads or 'all'} core(s); "
           f"best and median of {args.repeats} runs; load average at end {load_average()}\n")
     base = max(n / wall for wall, _ in runs["torch"])
     rows = []

@@ -70,7 +70,7 @@ class SentenceTransformerEmbedder:
     """
 
     def __init__(self, model: str | Path | None = None, batch_size: int = 32, device: str = "cpu",
-                 backend: str | None = None, progress: bool = True):
+                 backend: str | None = None, progress: bool = True, threads: int | None = None):
         self.backend = embedding_backend(backend)
         if self.backend != "torch" and device != "cpu":
             raise InputError(f"the {self.backend} embedding backend runs on the CPU only, not {device!r}")
@@ -79,6 +79,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.device = device
         self.progress = progress
+        self.threads = threads      # texts embedded at once by the ONNX backends (None: one per core)
         self._model = None
         self._lock = threading.Lock()
 
@@ -159,7 +160,8 @@ class SentenceTransformerEmbedder:
             from . import onnx_backend
 
             label = DEFAULT_MODEL_NAME if self._model_arg is None else str(self._model_arg)
-            onnx_backend.use_onnx(model, path, label, quantize=self.backend == "onnx-int8", progress=self.progress)
+            onnx_backend.use_onnx(model, path, label, quantize=self.backend == "onnx-int8", progress=self.progress,
+                                  threads=self.threads)
         return model
 
     def _model_path(self) -> Path | None:
