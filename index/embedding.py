@@ -6,8 +6,8 @@ imported only when a model is first used, so importing this module costs nothing
 
 The model runs under one of three backends (`backend=` or `QA_EMBED_BACKEND`): "torch" (PyTorch,
 the default), "onnx" (the same model exported to ONNX Runtime: the same vectors up to rounding,
-so it shares torch's name in an index) and "onnx-int8" (quantized to int8: faster on CPU, vectors
-a little different, so an index records it under its own name and refuses the others). The ONNX
+so it shares torch's name in an index) and "onnx-int8" (quantized to int8: the fastest on CPU, its
+vectors a little different, so an index records it under its own name and refuses the others). The ONNX
 exports are made once from the local model folder (see `onnx_backend`).
 """
 
