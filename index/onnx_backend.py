@@ -10,8 +10,8 @@ transformer works, whatever its pooling.
 
 The export is made once per model and kind and kept in `$QA_CACHE_DIR/embedders/` (default
 `~/.cache/qa/embedders/`). It is written to a temporary folder and renamed into place, checked
-against the PyTorch model's vectors before that rename, and its files' sha256 are checked on every
-load; a damaged export is made again. A lock file serializes processes that need the same export.
+against the PyTorch model's vectors before that rename, and the model file's sha256 is checked on
+every load; a damaged export is made again. A lock file serializes processes that need the same export.
 
 Quantization: weights int8 per output channel, stored unsigned (asymmetric), activations
 quantized on the fly; only MatMul (the linear layers), so embeddings and layer norms stay float.
