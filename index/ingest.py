@@ -105,9 +105,8 @@ def ingest(
                 for number, path in enumerate(files, 1):
                     if not run.scan(path):
                         bar.update(1)  # nothing to embed: done
-                    if run.group.chunks >= group_chunks:
-                        # no checkpoint right before the final save
-                    run.flush(bar, checkpoint=number < len(files))
+                    if run.group.chunks >= group_chunks:  # no checkpoint right before the final save
+                        run.flush(bar, checkpoint=number < len(files))
                 run.flush(bar, checkpoint=False)
                 if prune:  # after adding, so that a moved file becomes the new home of its text, not a re-embed
                     run.prune()
