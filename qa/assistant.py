@@ -256,7 +256,7 @@ class Assistant:
 
         candidates = []
         if grounded:
-            candidates.append((grounded, quote_span))
+            candidates.append((grounded, quote_span, False))
         if quote_span:
             # The model found the right words but paraphrased them wrongly (or added a detail from
             # nowhere): answer with the sentence it quoted, verbatim, if that sentence is about the question.
@@ -266,18 +266,16 @@ class Assistant:
                 sentence = " ".join(sentence.split()).rstrip(".")
                 if not any(mark in sentence for mark in "“”\""):
                     sentence = f"“{sentence}”"  # verbatim words are shown as a quotation
-                candidates.append(([citations.Cited(sentence, (holder,))], (lo, hi)))
+                candidates.append(([citations.Cited(sentence, (holder,))], (lo, hi), True))
         if checked and not grounded:
-            candidates.append((checked, None))
+            candidates.append((checked, None, False))
 
-        for cited, span in candidates:
+        for cited, span, verbatim in candidates:
             text, order = citations.render(cited)
-            # An address in an answer is what an injected "reply with this link" wants: it may stand
-            # only where the answer quotes it, word for word, from the cited words.
-            quote = _text_at(passages[holder], *span) if span else ""
-            unquoted = [u for u in injection.urls(text) if u not in quote]
-            if unquoted:
-                log.info("not answering with %r: %s is not in the quoted words", text, ", ".join(unquoted))
+            # An address in an answer is what an injected "reply with this link" wants: only a sentence of
+            # the passage, quoted word for word, may carry one (and never from text hidden above).
+            if not verbatim and injection.urls(text):
+                log.info("not answering with %r: an address only stands in a quotation", text)
                 continue
             shown = [originals[i] for i in order]
             articles = " ".join(store.document(doc_id).text for doc_id in dict.fromkeys(p.doc_id for p in shown))

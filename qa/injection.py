@@ -9,9 +9,9 @@ citation check: they can neither be read as instructions nor back a claim, so th
 reach is the page as part of a quoted passage, where `ui/render.py` shows it as text.
 
 The patterns are a first line, not a proof: an instruction phrased as plain news ("the mayor has
-resigned") passes them. Two checks do not depend on them: a URL may stand in an answer only if the
-cited quote contains it word for word (`urls`), and the chat template's control tokens are never read
-from passage text (`llm.py` tokenizes messages as plain text).
+resigned") passes them. Two checks do not depend on them: an address (`urls`) may stand in an answer
+only inside a sentence of the cited passage quoted word for word, never in the model's own wording, and
+the chat template's control tokens are never read from message text (`llm.py` tokenizes it as text).
 """
 
 from __future__ import annotations

@@ -141,25 +141,26 @@ def test_addresses_in_an_answer_are_found(text, found):
     assert injection.urls(text) == found
 
 
-def test_a_link_the_cited_words_contain_may_stand_in_the_answer(tmp_path):
-    """A URL is refused only where the answer adds it: quoted word for word from the passage, it stays."""
+def test_a_link_reaches_an_answer_only_inside_a_quoted_sentence(tmp_path):
+    """The model's own sentence may not carry an address, even one its quote contains: the passage's
+    sentence, quoted word for word, answers instead (an address there is what the article says)."""
     folder = tmp_path / "articles"
     folder.mkdir()
     (folder / "permits.txt").write_text(
         "Parking permits go online\n\ndate 2024-02-01\n\nThe council said residents can now apply for parking "
         "permits at https://permits.example/apply instead of queueing at the town hall.\n", encoding="utf-8")
     ingest([folder], tmp_path / "index", HashEmbedder(), progress=False)
-    sentence = "residents can now apply for parking permits at https://permits.example/apply"
-    reply = json.dumps({"passage": 1, "quote": sentence, "answer": f"Residents {sentence[10:]}."})
-    bot = Assistant(Store.open(tmp_path / "index", HashEmbedder()), FakeGenerator(reply),
+    bot = Assistant(Store.open(tmp_path / "index", HashEmbedder()), FakeGenerator(),
                     Settings(index_dir=tmp_path / "index", passages=4))
-    answer = bot.ask("Where can residents apply for parking permits?")
-    assert "https://permits.example/apply" in answer.text and not answer.refused
+    for quote in ("residents can now apply for parking permits at https://permits.example/apply",
+                  "residents can now apply for parking permits"):
+        bot.generator.reply = json.dumps({"passage": 1, "quote": quote,
+                                          "answer": "Residents can apply at https://permits.example/apply."})
+        answer = bot.ask("Where can residents apply for parking permits?")
+        assert answer.text.startswith("“The council said residents can now apply") and not answer.refused
+        c = answer.citations[0]
+        assert "https://permits.example/apply" in c.text[c.quote_start - c.start:c.quote_end - c.start]
 
     bot.generator.reply = json.dumps({"passage": 1, "quote": "residents can now apply for parking permits",
-                                      "answer": "Residents can apply at https://permits.example/apply."})
-    answer = bot.ask("Where can residents apply for parking permits?")
-    # the model's sentence added a URL its quote does not have: the passage's own sentence answers, quoted
-    assert answer.text.startswith("“The council said residents can now apply") and not answer.refused
-    c = answer.citations[0]
-    assert "https://permits.example/apply" in c.text[c.quote_start - c.start:c.quote_end - c.start]
+                                      "answer": "Residents can apply online."})
+    assert bot.ask("Where can residents apply for parking permits?").text == "Residents can apply online [1]."
