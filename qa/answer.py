@@ -53,13 +53,27 @@ class Answer:
         return asdict(self)
 
     def to_markdown(self) -> str:
-        """The answer with its numbered sources, for export or a terminal."""
-        lines = [self.text, ""]
+        """The answer with its numbered sources, for export. Article and model text is made inert (see `inert`)."""
+        lines = [inert(self.text), ""]
         for c in self.citations:
-            quote = c.text if not (c.quote_end > c.quote_start) else _span(c)
+            quote = " ".join((c.text if not (c.quote_end > c.quote_start) else _span(c)).split())
             when = f", {c.date}" if c.date else ""
-            lines.append(f"[{c.n}] {c.title}{when} ({c.source}): “{quote}”")
+            lines.append(f"[{c.n}] {inert(c.title)}{when} ({inert(c.source)}): “{inert(quote)}”")
         return "\n".join(lines).rstrip()
+
+
+_INERT = str.maketrans({"<": "\\<", ">": "\\>", "`": "\\`"})
+
+
+def inert(text: str) -> str:
+    """`text` for a Markdown file that cannot become a link, an image, HTML or code when it is rendered.
+
+    An article's words (and a quote of them in an answer) may hold `![](http://…)` or `<img src=…>`, which
+    a Markdown viewer would fetch or run. Escaped: `<`, `>` and backquotes, and the bracket joins that make
+    a link or image (`](`, `][`, `]:`); our own `[n]` markers stay as they are.
+    """
+    text = text.translate(_INERT)
+    return text.replace("](", "]\\(").replace("][", "]\\[").replace("]:", "]\\:")
 
 
 def _span(c: Citation) -> str:

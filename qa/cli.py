@@ -49,9 +49,19 @@ def cmd_info(args) -> int:
     docs = store.documents()
     print(f"Index {s.index_dir}: {len(docs)} articles, {len(store)} passages, embedder {store.embedder_name} "
           f"({store.dim} dimensions), chunking {store.chunking.as_dict()}")
+    print(f"Search: {_search_kind(store.vector_index)}")
     for d in docs:
         print(f"  {d.date or '----------'}  {d.passages:3d} passages  {d.title[:70]}  ({Path(d.source).name})")
     return 0
+
+
+def _search_kind(info) -> str:
+    """One line on how the vectors are searched: exact, or approximate with its parameters and measured recall."""
+    if info.kind == "flat":
+        return "exact (every passage compared)"
+    recall = f", recall@10 {info.recall_at_10:.3f} measured on {info.tuned_with} held-out queries" \
+        if info.recall_at_10 is not None else ""
+    return f"approximate (IVF, {info.nlist} cells, {info.nprobe} searched per query{recall})"
 
 
 def _format(answer) -> str:

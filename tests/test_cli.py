@@ -23,6 +23,15 @@ def test_ingest_then_info(tmp_path, articles_dir, capsys):
     assert cli.main(["index-info", "--index", str(tmp_path / "ix")]) == 0
     out = capsys.readouterr().out
     assert "4 articles" in out and "Mayor wins second term" in out
+    assert "Search: exact" in out
+
+
+def test_info_names_the_approximate_search_and_its_recall(tmp_path, articles_dir, capsys, monkeypatch):
+    monkeypatch.setenv("QA_ANN_THRESHOLD", "3")
+    assert cli.main(["ingest", str(articles_dir), "--index", str(tmp_path / "ix")]) == 0
+    assert cli.main(["index-info", "--index", str(tmp_path / "ix")]) == 0
+    out = capsys.readouterr().out
+    assert "Search: approximate (IVF" in out and "recall@10" in out
 
 
 def test_rejected_files_are_listed(tmp_path, capsys):

@@ -321,3 +321,27 @@ def test_the_export_has_every_question_answer_and_source():
     assert "[1] EU sanctions package stalls, 2024-02-20 (/data/articles/sanctions.txt): " \
            "“Budapest blocked it over the listing of a Hungarian bank”" in text
     assert "Searched:\n- Summit" in text
+
+
+HOSTILE_MARKDOWN = [
+    "![chart](http://evil.example/pixel.png)", "[click here](javascript:alert(1))", "<img src=x onerror=alert(1)>",
+    "<script>alert(1)</script>", "<http://evil.example/auto>", "[ref][evil] and\n[evil]: http://evil.example/",
+    "`code` and ```fence```", "[1](http://evil.example/)",
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_MARKDOWN)
+def test_the_export_renders_article_and_model_text_as_text(hostile):
+    """A Markdown viewer shows a hostile title, quote, answer or question as words: no link, image, HTML or code."""
+    from markdown_it import MarkdownIt
+
+    text = f"Budapest blocked it {hostile} over the listing of a Hungarian bank"
+    quoted = citation(title=f"EU sanctions {hostile}", quote=text, passage=text, text=f"Intro. {text}. More.")
+    answer = Answer("q", f"Budapest blocked it {hostile} [1].", (quoted,))
+    refusal = Answer("q", f"No. {hostile}", refused=True, passages=(passage(f"Summit {hostile}", "b"),))
+    exported = export.conversation_markdown([(f"Why {hostile}?", answer), ("Who won?", refusal)], "qwen")
+    rendered = MarkdownIt("commonmark").render(exported)
+    assert not any(tag in rendered for tag in ("<a ", "<img", "<script", "<code", "<pre")), rendered
+    assert "[1] EU sanctions" in exported and "[1]." in exported   # our own markers stay plain
+    words = html.unescape(rendered).replace("\\", "")
+    assert "alert(1)" in words or "evil.example" in words or "code" in words   # still shown, as text

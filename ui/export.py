@@ -1,8 +1,9 @@
 """Answers for outside the page: a conversation as Markdown (export and copy) and an answer as JSON (the API).
 
 Answers are written with `Answer.to_markdown()` (text with [n] markers, then the numbered sources and
-their quotes), so an export reads the same as `qa ask`. Answer text goes out as the model wrote it:
-a Markdown file is the user's own document, rendered by whatever they open it with.
+their quotes), so an export reads the same as `qa ask`. A Markdown file is rendered by whatever the user
+opens it with, so every text from an article, the model or the question is made inert first: it reads
+the same, but cannot turn into a link, an image or HTML there.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from qa import Answer
+from qa.answer import inert
 
 
 def answer_markdown(answer: Answer) -> str:
     """One answer with its sources, or the refusal with what was searched."""
     if not answer.refused:
         return answer.to_markdown()
-    searched = list(dict.fromkeys(f"{p.title}{f', {p.date}' if p.date else ''}" for p in answer.passages))
-    lines = [answer.text] + (["", "Searched:"] + [f"- {t}" for t in searched] if searched else [])
+    searched = list(dict.fromkeys(f"{inert(p.title)}{f', {p.date}' if p.date else ''}" for p in answer.passages))
+    lines = [inert(answer.text)] + (["", "Searched:"] + [f"- {t}" for t in searched] if searched else [])
     return "\n".join(lines)
 
 
@@ -28,7 +30,7 @@ def conversation_markdown(turns: Sequence[tuple[str, Answer]], model: str = "", 
     head = f"# Questions about the news, {when:%Y-%m-%d %H:%M}"
     lines = [head, "", f"Answered by {model}, from the indexed articles only." if model else ""]
     for i, (question, answer) in enumerate(turns, 1):
-        lines += ["", f"## {i}. {question}", "", answer_markdown(answer)]
+        lines += ["", f"## {i}. {inert(' '.join(question.split()))}", "", answer_markdown(answer)]
     return "\n".join(lines).strip() + "\n"
 
 
