@@ -19,6 +19,9 @@ from .types import Chunk, Document
 
 _WORD = re.compile(r"\S+")
 _LINE_END = re.compile(r"[.!?:;\"'”’)\]…]\s*$")
+# Where pysbd could cut a paragraph: sentence punctuation or a list item's ")" anywhere but in the final run
+# of stops (it also cuts a closing quote after the last stop off as a sentence of its own).
+_MAY_CUT = re.compile(r"[.!?…)。！？؟।](?![\s.!?…]*$)")
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ def _sentences_in(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """
     # Newlines inside a wrapped paragraph would be sentence breaks to pysbd; spaces keep offsets.
     para = text[start:end].replace("\n", " ")
+    if not _MAY_CUT.search(para):  # one sentence (most news paragraphs): pysbd is the slow part of ingest
+        return [_trim(text, start, end)] if start < end else []
     cuts, cursor = [], 0
     for sentence in _segmenter().segment(para):
         sentence = sentence.strip()

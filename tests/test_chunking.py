@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -150,3 +151,27 @@ def test_chunking_params_round_trip():
     assert ChunkingParams.from_dict(params.as_dict()) == params
     with pytest.raises(ValueError):
         ChunkingParams(max_words=10, overlap_words=10)
+
+
+def test_the_one_sentence_shortcut_cuts_exactly_where_pysbd_does(sample_corpus, monkeypatch):
+    """Paragraphs with no sentence punctuation before their end skip pysbd: the spans must not change.
+
+    Checked on every paragraph of the sample articles, the odd and random texts, and random word windows of
+    them (which make many paragraphs with and without inner punctuation).
+    """
+    from index import chunking
+
+    rng = random.Random(7)
+    texts = [load_file(p).text for p in sorted(sample_corpus.glob("*.txt"))]
+    texts += list(ODD_TEXTS.values()) + [_random_text(seed) for seed in range(25)]
+    paras = [text[s:e] for text in texts for s, e in paragraphs(text)]
+    for para in list(paras):
+        words = para.split(" ")
+        for _ in range(5):
+            i = rng.randrange(len(words))
+            paras.append(" ".join(words[i:i + rng.randint(1, 25)]))
+    skipped = sum(not chunking._MAY_CUT.search(p) for p in paras)
+    assert len(paras) // 4 < skipped < len(paras)   # both ways are exercised
+    shortcut = [chunking._sentences_in(p, 0, len(p)) for p in paras]
+    monkeypatch.setattr(chunking, "_MAY_CUT", re.compile(""))  # always pysbd
+    assert shortcut == [chunking._sentences_in(p, 0, len(p)) for p in paras]
