@@ -45,8 +45,12 @@ test: install browser
 test-fast: install
 	$(BIN)/python -m pytest -m 'not slow'
 
+# The speed benchmarks (about 20 minutes on 2 cores); the others are listed in README "Development".
 bench: install
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/ingest.py --copies 20
+	$(BIN)/python bench/embed.py
+	$(BIN)/python bench/memory.py --questions 500
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
