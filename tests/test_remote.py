@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -133,12 +134,21 @@ def _handler(server: FakeServer):
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client that went away (a closed stream, a timeout) is expected here, not worth a traceback
+        # printed into a later test's output.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @pytest.fixture
 def fake():
     """A running fake server: `fake.url`, `fake.server` (its behaviour, changeable during the test)."""
     behaviour = FakeServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(behaviour))
-    httpd.daemon_threads = True
+    httpd = _Server(("127.0.0.1", 0), _handler(behaviour))
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
 
