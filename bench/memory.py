@@ -8,8 +8,8 @@ smaller one (`qwen2.5-coder-0.5b`), or `fake` (bench/quoting_model.py: a cited r
 questions take a minute or two and everything but llama.cpp is measured). The dev questions are asked
 in turn, each alone. Prints the resident set size (RSS), RSS less file-backed pages ("anon": the
 memory-mapped model file comes and goes from RSS with the page cache) and the number of Python
-objects, after loading, after the warm-up and every `--every` questions; then the growth per question after the warm-up (a
-least-squares slope over a sample every 10 questions). Asserts nothing.
+objects, after loading, after the warm-up and every `--every` questions; then the growth per
+question after the warm-up (a least-squares slope over a sample every 10 questions). Asserts nothing.
 """
 
 from __future__ import annotations
