@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
+from .files import fsync, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +98,6 @@ def export_folder(model_path: Path, label: str, quantize: bool, root: Path | Non
     return (root or cache_root()) / f"{slug}-{source_key(model_path)[:10]}-{kind(quantize)}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def problem(folder: Path, key: str) -> str | None:
     """Why the export in `folder` cannot be used, or None when it can."""
     if not folder.exists():
@@ -118,7 +111,7 @@ def problem(folder: Path, key: str) -> str | None:
         return f"its {MANIFEST} is missing or unreadable ({type(e).__name__})"
     model = folder / MODEL_FILE
     try:
-        if _sha256(model) != expected_sha:
+        if sha256_file(model) != expected_sha:
             return f"{MODEL_FILE} does not match its checksum"
     except OSError as e:
         return f"{MODEL_FILE} is unreadable ({e.strerror})"
@@ -127,22 +120,19 @@ def problem(folder: Path, key: str) -> str | None:
 
 @contextlib.contextmanager
 def _locked(lock_path: Path, what: str) -> Iterator[None]:
-    """An exclusive lock between processes (POSIX); elsewhere the atomic rename alone keeps exports whole."""
+    """An exclusive lock between processes and threads, saying so when another holder makes us wait."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(lock_path)
     try:
-        import fcntl
-    except ImportError:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("waiting for another process that is preparing %s", what)
+        lock.acquire()
+    try:
         yield
-        return
-    with lock_path.open("a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.warning("waiting for another process that is preparing %s", what)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    finally:
+        lock.release()
 
 
 def _discard(folder: Path) -> None:
@@ -188,7 +178,7 @@ def ensure_export(model, model_path: Path, label: str, quantize: bool, *, root: 
             started = time.perf_counter()
             facts = _run_export(exporter, model, tmp, quantize, what, progress)
             manifest = {"recipe": RECIPE, "source": str(model_path), "source_key": key, "label": label,
-                        "kind": kind(quantize), "sha256": _sha256(tmp / MODEL_FILE),
+                        "kind": kind(quantize), "sha256": sha256_file(tmp / MODEL_FILE),
                         "seconds": round(time.perf_counter() - started, 2), **facts}
             _write_synced(tmp / MANIFEST, json.dumps(manifest, indent=1))
             try:
@@ -217,11 +207,6 @@ def _write_synced(path: Path, text: str) -> None:
     with path.open("w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync(path: Path) -> None:
-    with path.open("rb") as f:
         os.fsync(f.fileno())
 
 
@@ -296,7 +281,7 @@ def export(model, folder: Path, quantize: bool) -> dict:
         finally:
             root_logger.setLevel(level)
         fp32.unlink()
-    _fsync(folder / MODEL_FILE)
+    fsync(folder / MODEL_FILE)
 
     with attached(model, folder / MODEL_FILE):
         vectors = model.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True,

@@ -42,6 +42,8 @@ from . import ann
 from .chunking import ChunkingParams
 from .embedding import Embedder
 from .errors import CorruptIndexError, IndexMismatchError, IndexNotFoundError, IndexWriteError, QAError
+from .files import fsync as _fsync
+from .files import sha256_file as _sha256_file
 from .keyword import KeywordIndex
 from .types import Chunk, Document, DocumentInfo, Passage
 from .ann import VectorIndexInfo
@@ -589,27 +591,6 @@ def _remove_stale(folder: Path, keep: set[str]) -> None:
                 path.unlink()
             except OSError as e:  # a reader may still hold it open on some systems; next save retries
                 log.warning("could not delete %s: %s", path, e)
-
-
-def _fsync(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # folders cannot be opened on Windows; there, rename is durable enough
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _now() -> str:

@@ -9,19 +9,11 @@ import pytest
 
 from test_load import QUESTIONS, CountingGenerator
 from test_ui_api import SlowGenerator, best_sentence, fake_bot, free_port, running_app
-from test_ui_browser import ARGS, CHROMIUM, pytestmark  # noqa: F401 - the same skip and warning filter
+from test_ui_browser import browser, pytestmark  # noqa: F401 - the same Chromium, skip and warning filter
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 gradio_client = pytest.importorskip("gradio_client")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
 
 
 def ask(page, question: str):
