@@ -10,15 +10,42 @@ EXTRAS ?= test,model-1-5b,model-0-5b
 # The browser test drives Debian's Chromium (no browser download); set CHROMIUM= to skip installing it.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install browser demo test test-fast index chat serve bench clean
+.PHONY: install llama browser demo test test-fast index chat serve bench clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
+	$(MAKE) --no-print-directory llama
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
 	touch $(STAMP)
+
+# llama-cpp-python is compiled here (about 9 minutes). Its default build is -march=native: the library
+# then uses every instruction of the CPU that built it (AVX-512, AMX ...) and dies on another CPU, e.g.
+# when pip's wheel cache or a copied .venv meets a new machine. So the build targets a named CPU level
+# (x86-64-v3: AVX2, FMA, F16C, BMI2; or plain x86-64 on a CPU without them), and the wheel is kept in a
+# folder named after that level and version, never in pip's cache (whose key ignores CMAKE_ARGS).
+LLAMA_VERSION := $(shell sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml | head -1)
+X86_V3 := $(shell for f in avx2 fma f16c bmi2; do grep -qw $$f /proc/cpuinfo 2>/dev/null || { echo no; exit; }; done; echo yes)
+ifeq ($(X86_V3),yes)
+LLAMA_LEVEL ?= x86-64-v3
+LLAMA_CMAKE ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+else
+LLAMA_LEVEL ?= baseline
+LLAMA_CMAKE ?= -DGGML_NATIVE=OFF
+endif
+LLAMA_WHEELS ?= $(HOME)/.cache/news-qa/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_LEVEL)
+
+llama:
+	@if ! ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1; then \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) for $(LLAMA_LEVEL) (about 9 minutes, once per machine)"; \
+	  rm -rf $(LLAMA_WHEELS).part; CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/python -m pip wheel --quiet --disable-pip-version-check --no-deps \
+	    --no-cache-dir --no-binary llama-cpp-python -w $(LLAMA_WHEELS).part llama-cpp-python==$(LLAMA_VERSION) \
+	  && rm -rf $(LLAMA_WHEELS) && mv $(LLAMA_WHEELS).part $(LLAMA_WHEELS); \
+	fi
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+	  $(LLAMA_WHEELS)/llama_cpp_python-*.whl
 
 # Installs Chromium with apt when it is missing and apt can be used (root, or sudo without a password).
 browser:
