@@ -115,6 +115,7 @@ def llama_generator(monkeypatch, tmp_path):
     from qa.llm import LlamaGenerator
 
     monkeypatch.setattr(llama_cpp, "Llama", CountingLlama)
+    monkeypatch.setenv("QA_NATIVE_CHECK", "off")  # no real model file to try in a child process
     monkeypatch.setattr(qa.models, "resolve_model", lambda model, progress=True: tmp_path / "counting.gguf")
     monkeypatch.setattr(CountingLlama, "overlap", Overlap())
     return LlamaGenerator("counting")
