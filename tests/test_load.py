@@ -129,7 +129,7 @@ def test_the_real_generator_runs_one_generation_at_a_time(llama_generator):
 
     with ThreadPoolExecutor(8) as pool:
         replies = list(pool.map(generate, range(16)))
-    assert all(json.loads(r)["quote"] == "The ferry sailed at noon." for r in replies)
+    assert all(r.endswith("] The ferry sailed at noon.") for r in replies)
     assert (CountingLlama.overlap.total, CountingLlama.overlap.peak) == (16, 1)
 
 

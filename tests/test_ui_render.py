@@ -13,7 +13,8 @@ from html.parser import HTMLParser
 import pytest
 
 from index import DocumentInfo, IngestReport, Passage, Rejection
-from qa import Answer, Citation, InputError
+from fakes import FakeGenerator, quoting, shown_sentences
+from qa import Answer, Assistant, Citation, InputError
 from test_ui_api import fake_bot
 from ui import chat, export, render
 
@@ -303,12 +304,14 @@ def test_each_session_gets_its_own_conversation():
 
 
 def test_passages_are_set_for_one_request_only(bot):
-    view = chat.with_passages(bot, 2)
-    assert (view.settings.passages, bot.settings.passages) == (2, 4)
-    assert view.store is bot.store and view.generator is bot.generator
-    assert chat.with_passages(bot, 4) is bot and chat.with_passages(bot, None) is bot
+    generator = FakeGenerator(quoting("Druzhba"))
+    asking = Assistant(bot.store, generator, bot.settings)
+    asking.ask("Where do Druzhba deliveries go?", passages=1)
+    asking.ask("Where do Druzhba deliveries go?")
+    shown = [len({s for s in shown_sentences(messages)}) for messages, _ in generator.calls]
+    assert asking.settings.passages == 4 and shown[0] < shown[1]
     with pytest.raises(InputError):
-        chat.with_passages(bot, 50)
+        asking.ask("Where do Druzhba deliveries go?", passages=50)
 
 
 # -- export --------------------------------------------------------------------------------------------

@@ -119,7 +119,7 @@ def build_app(bot: Assistant, uploads_dir: str | Path | None = None) -> gr.Block
         server's setting). Returns {"text", "refused", "citations": [{"n", "title", "date", "source",
         "passage", "quote", ...}], "searched", "notes", ...}; the text's [n] markers name the citations."""
         try:
-            answer = chat.with_passages(bot, passages).ask(question)
+            answer = bot.ask(question, passages=int(passages) if passages else None)
         except QAError as e:
             raise gr.Error(str(e), print_exception=False) from None
         return export.answer_record(answer)

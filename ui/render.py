@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
-from qa import Answer, Citation
+from qa import Answer, Citation, Quote
 
 if TYPE_CHECKING:  # records of the index that qa hands through without re-exporting them
     from index import DocumentInfo, IngestReport, Passage
@@ -55,10 +55,25 @@ def question_html(question: str) -> str:
     return f'<div class="qa-question">{escape(question)}</div>'
 
 
-def pending_html(status: str, partial: str = "") -> str:
-    """An answer still being made: the state it is in and the text streamed so far."""
+def pending_html(status: str, partial: str = "", evidence: Sequence[Quote] = ()) -> str:
+    """An answer still being made: the state it is in, the sentences it will rest on, and its text so far."""
     text = f'<div class="qa-answer qa-streaming">{escape(partial)}</div>' if partial else ""
-    return f'<div class="qa-status" role="status"><span class="qa-spinner"></span>{escape(status)}</div>{text}'
+    return (f'<div class="qa-status" role="status"><span class="qa-spinner"></span>{escape(status)}</div>'
+            f'{evidence_html(evidence)}{text}')
+
+
+def evidence_html(quotes: Sequence[Quote]) -> str:
+    """The sentences the model picked, shown while it writes: where the answer will come from."""
+    if not quotes:
+        return ""
+    items = "".join(f'<li><span class="qa-source-title">{escape(q.title)}</span> {_meta(q.date, q.source)}'
+                    f'<div class="qa-evidence-text">“{escape(q.text)}”</div></li>' for q in quotes)
+    return f'<details class="qa-evidence" open><summary>Answering from</summary><ul>{items}</ul></details>'
+
+
+def reading_status(titles: Sequence[str]) -> str:
+    shown = "; ".join(titles[:3]) + (f" and {len(titles) - 3} more" if len(titles) > 3 else "")
+    return f"Reading {len(titles)} article{'s' if len(titles) != 1 else ''}: {shown}"
 
 
 def stopped_html(partial: str) -> str:
@@ -79,8 +94,9 @@ def answer_html(answer: Answer, turn: int, articles: Mapping[str, str] | None = 
     if answer.refused:
         parts = [refusal_html(answer)]
     else:
-        parts = [f'<div class="qa-answer">{answer_text_html(answer.text, turn, answer.citations)}</div>',
-                 sources_html(answer.citations, turn, articles or {})]
+        body = sentences_html(answer, turn) if answer.sentences else \
+            answer_text_html(answer.text, turn, answer.citations)
+        parts = [f'<div class="qa-answer">{body}</div>', sources_html(answer.citations, turn, articles or {})]
     parts += [f'<div class="qa-note">{escape(note)}</div>' for note in answer.notes]
     if answer.timings.total:
         parts.append(f'<div class="qa-note">Took {answer.timings.total:.1f} s.</div>')
@@ -102,6 +118,19 @@ def answer_text_html(text: str, turn: int, citations: Sequence[Citation]) -> str
         last = m.end()
     out.append(escape(text[last:]))
     return "".join(out)
+
+
+def sentences_html(answer: Answer, turn: int) -> str:
+    """The answer's sentences, escaped, each followed by links to the sources it rests on."""
+    titles = {c.n: c.title for c in answer.citations}
+    out = []
+    for s in answer.sentences:
+        links = "".join(f'<a class="qa-cite" href="#{source_id(turn, n)}" title="{escape(titles.get(n, ""))}">'
+                        f'{escape(f"[{n}]")}</a>' for n in s.citations if n in titles)
+        body = s.text.rstrip()
+        end = body[-1] if body[-1:] in (".", "!", "?") else "."
+        out.append(f'<span class="qa-sentence">{escape(body.rstrip(".!?").rstrip())} {links}{escape(end)}</span>')
+    return " ".join(out)
 
 
 def sources_html(citations: Sequence[Citation], turn: int, articles: Mapping[str, str]) -> str:
