@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -95,18 +96,29 @@ def _answer_with_status(bot, question: str, history=()) -> str:
     The streamed draft is not printed: the checked answer can differ from it (a citation replaced,
     a sentence dropped, a refusal), and a terminal cannot take back what it printed.
     """
+    from .answer import Answer, Evidence, Searched
+
     tty = sys.stderr.isatty()
-    if tty:
-        print("searching the articles…", end="", file=sys.stderr, flush=True)
+
+    def status(text: str) -> None:
+        if tty:
+            print(f"\r\033[K{text[:max(20, shutil.get_terminal_size().columns - 1)]}", end="", file=sys.stderr,
+                  flush=True)
+
+    status("searching the articles…")
     answer = None
-    for n, event in enumerate(bot.stream(question, history)):
-        if isinstance(event, str):
-            if tty and n == 0:
-                print("\r\033[Kwriting the answer…", end="", file=sys.stderr, flush=True)
-        else:
+    for event in bot.stream(question, history):
+        if isinstance(event, Answer):
             answer = event
-    if tty:
-        print("\r\033[K", end="", file=sys.stderr, flush=True)
+        elif isinstance(event, Searched):
+            status(f"reading {len(event.titles)} article(s): {'; '.join(event.titles)}")
+        elif isinstance(event, Evidence):
+            # The evidence is final once picked (the checks can only drop from it): shown on its own lines.
+            status("")
+            for q in event.quotes if tty else ():
+                print(f"  from {q.title}: “{q.text}”", file=sys.stderr, flush=True)
+            status("writing the answer…")
+    status("")
     return _format(answer)
 
 
@@ -137,26 +149,41 @@ def cmd_chat(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    """Score every question file named (a folder: every set in it), each against its own index."""
     from . import evaluation
+    from .assistant import Assistant, shared_generator
+    from .models import default_cache_dir
 
-    questions = evaluation.load_questions(args.file)
-    bot = _assistant(args)
-    bot.warm_up()
+    files = evaluation.question_files(args.paths)
+    settings = _settings(args)
+    embedder = default_embedder()
+    generator = None
+    report = {}
+    for path in files:
+        questions = evaluation.load_questions(path)
+        if args.half != "all":
+            questions = questions[0 if args.half == "even" else 1::2]
+        questions = questions[:args.limit] if args.limit else questions
+        index_dir = Path(args.index) if args.index else evaluation.prepare(
+            path, default_cache_dir() / "eval", lambda articles, into: ingest([articles], into, embedder))
+        generator = generator or shared_generator(settings)
+        bot = Assistant(Store.open(index_dir, embedder), generator, settings)
+        bot.warm_up()
+        print(f"== {path} ({len(questions)} questions, index {index_dir})", flush=True)
 
-    def show(r):
-        mark = "ok " if r.correct or (not r.question.answerable and r.answer.refused) else "BAD"
-        t = r.answer.timings
-        print(f"{mark} {r.question.id:8} first {t.first_token:5.1f}s total {t.total:5.1f}s "
-              f"cites {len(r.answer.citations)} supp {r.supporting} | {r.answer.text[:110]}", flush=True)
+        def show(r):
+            mark = "ok " if r.correct or (not r.question.answerable and r.answer.refused) else "BAD"
+            t = r.answer.timings
+            print(f"{mark} {r.question.id:14} shown {t.first_text:5.1f}s total {t.total:5.1f}s "
+                  f"cites {len(r.answer.citations)} supp {r.supporting} | {r.answer.text[:110]}", flush=True)
 
-    results = evaluation.run(bot, questions, on_result=None if args.quiet else show)
-    summary = {"model": bot.generator.name, "passages": bot.settings.passages,
-               **evaluation.summarize(results)}
-    print(json.dumps(summary, indent=2))
+        results = evaluation.run(bot, questions, on_result=None if args.quiet else show)
+        summary = {"model": generator.name, "passages": settings.passages, **evaluation.by_half(results)}
+        print(json.dumps(summary["all"], indent=1), flush=True)
+        report[str(path)] = {"summary": summary,
+                             "answers": [{"id": r.question.id, **r.answer.to_dict()} for r in results]}
     if args.output:
-        Path(args.output).write_text(json.dumps(
-            {"summary": summary, "answers": [{"id": r.question.id, **r.answer.to_dict()} for r in results]},
-            ensure_ascii=False, indent=1), encoding="utf-8")
+        Path(args.output).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     return 0
 
 
@@ -198,8 +225,13 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print the answer, citations and timings as JSON")
     model_options(c)
     model_options(command("chat", cmd_chat, "a conversation in the terminal"))
-    c = command("eval", cmd_eval, "score a question file (JSON lines)")
-    c.add_argument("file")
+    c = command("eval", cmd_eval, "score question files (JSON lines) or every set in a folder")
+    c.add_argument("paths", nargs="+", metavar="FILE_OR_FOLDER",
+                   help="question files, or folders of them (e.g. ../shared/eval); each is asked against an index "
+                        "of its own articles, built once, unless --index is given")
+    c.add_argument("--half", choices=["all", "even", "odd"], default="all",
+                   help="only the questions at even or odd positions (tune on one half, check on the other)")
+    c.add_argument("--limit", type=int, help="at most this many questions per file")
     c.add_argument("--output", metavar="FILE", help="also write every answer and the summary as JSON")
     c.add_argument("--quiet", action="store_true", help="print the summary only")
     model_options(c)
