@@ -53,7 +53,8 @@ def feed_items(data: bytes, source: str, policy: FetchPolicy) -> Iterator[Pendin
         entry_source = link or f"{source}#entry-{number}"
         needs_page = link is not None and len(text.split()) < FULL_TEXT_WORDS and policy.enabled
         yield Pending(entry_source, _loader(entry_source, link if needs_page else None, text, title, date, policy),
-                      fetches=needs_page, updated=_date(entry, "updated_parsed"))
+                      fetches=needs_page, updated=_date(entry, "updated_parsed"),
+                      teaser_sha256=_teaser_sha256(text, entry_source) if needs_page else None)
 
 
 def _loader(source: str, link: str | None, text: str, title: str | None, date: str | None, policy: FetchPolicy):
@@ -67,6 +68,14 @@ def _loader(source: str, link: str | None, text: str, title: str | None, date: s
             raise RejectedFile(source, "a feed entry without text (turn on --fetch to download its page)")
         return to_document(body, source, title=title, date=date)
     return load
+
+
+def _teaser_sha256(text: str, source: str) -> str | None:
+    """The content hash the entry's summary has as an article: indexed like that, it is worth fetching the page."""
+    try:
+        return to_document(text, source).sha256
+    except RejectedFile:
+        return None
 
 
 def page_article(url: str, policy: FetchPolicy) -> tuple[str, str | None, str | None]:
@@ -99,7 +108,7 @@ def _link(entry) -> str | None:
 
 
 def _date(entry, key: str) -> str | None:
-    parsed = entry.get(key)
+    parsed = dict.get(entry, key)   # not entry.get: feedparser maps a missing "updated" to "published"
     if not parsed:
         return None
     try:

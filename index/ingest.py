@@ -176,7 +176,7 @@ class _Run:
         """Load and chunk one article into the group (True), or count it as unchanged, duplicate or rejected."""
         source = item.source
         known = self.store.document_for(source)
-        if known is not None and item.fetches and not (item.updated and item.updated > (known.date or "")):
+        if not item.worth_loading(known):
             self.counts["unchanged"] += 1   # a web article already indexed: not downloaded again
             return False
         try:

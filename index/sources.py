@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .errors import InputError, RejectedFile
 from .loading import FEED_SUFFIXES, iter_files, load_file, max_file_bytes, to_document
-from .types import Document
+from .types import Document, DocumentInfo
 
 if TYPE_CHECKING:
     from .archives import ArchiveFields
@@ -35,6 +35,13 @@ class Pending:
     load: Callable[[], Document]
     fetches: bool = False        # loading downloads a page: skipped when `source` is indexed already
     updated: str | None = None   # when the feed says the article last changed (ISO date), if it says
+    teaser_sha256: str | None = None  # the content hash of the feed's summary: indexed as that, fetch the page
+
+    def worth_loading(self, indexed: DocumentInfo | None) -> bool:
+        """Whether to load an article whose source is indexed as `indexed` (None: not indexed)."""
+        if indexed is None or not self.fetches:
+            return True
+        return bool(self.updated and self.updated > (indexed.date or "")) or indexed.sha256 == self.teaser_sha256
 
 
 def is_url(value: str | os.PathLike[str]) -> bool:
