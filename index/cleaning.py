@@ -34,9 +34,7 @@ _DASHES = "-–—−‒"
 _DASH_LINE = re.compile(rf"^(?:\S+\s+){{0,5}}\S+\s*[{_DASHES}]$")
 
 _LINE_RULES = tuple(re.compile(p, re.I) for p in (
-    # Bylines and sign-offs.
-    r"^(?:written |reporting |additional reporting |editing |compiled )?by\s+[A-Z][\w.'\-]+(?:\s+[A-Z][\w.'\-]+)*"
-    r"(?:,?\s+(?:and|&)\s+[A-Z][\w.'\-]+(?:\s+[A-Z][\w.'\-]+)*)?(?:[,|]\s*.{0,40})?$",
+    # Credits.
     r"^(?:contributing|contributors?|reporting|editing|additional reporting)\s*(?:by)?\s*:",
     r"^from .{0,40}\bwire reports$",
     r"^[(\[]?(?:this (?:story|article) has been updated|updated|published|posted)\b.{0,60}$",
@@ -58,6 +56,9 @@ _LINE_RULES = tuple(re.compile(p, re.I) for p in (
     r"^\(?(?:photo|photograph|image|picture|credit|image credit|photo credit)s?(?: by)?\s*:",
     r"\(image credit:",
 ))
+# "By Ann Lee", "Reporting by Ann Lee and Bo Chan, Reuters": capitalized names, no sentence end.
+_BYLINE = re.compile(r"^(?i:(?:written |reporting |additional reporting |editing |compiled )?by)\s+"
+                     r"[A-Z][\w.'\-]+(?:\s+(?:[A-Z][\w.'\-]+|and|&|,))*(?:[,;|]\s*[^.!?]{0,40})?(?<![.!?])$")
 # Sign-offs: a dash and a name, "– Ann Lee", "−Sudiksha Kochi"; or only an agency's name.
 _SIGN_OFF = re.compile(rf"^[{_DASHES}]+\s*[A-Z][\w.'\-]+(?:\s+[A-Z][\w.'\-]+){{0,3}}$"
                        r"|^(?:[-–—]+\s*)?(?:Reuters|Associated Press|AP|AFP|USA TODAY(?: NETWORK)?)$")
@@ -130,6 +131,6 @@ def is_boilerplate(line: str) -> bool:
     words = len(line.split())
     if _SEPARATOR.match(line):
         return True
-    if words <= _BYLINE_WORDS and _SIGN_OFF.match(line):
+    if words <= _BYLINE_WORDS and (_SIGN_OFF.match(line) or _BYLINE.match(line)):
         return True
     return words <= _SHORT_LINE and any(rule.search(line) for rule in _LINE_RULES)
