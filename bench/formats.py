@@ -70,7 +70,7 @@ def write_inputs(articles: list[dict], tmp: Path, web: LocalWeb) -> dict:
     pdfs.mkdir()
     for i, a in enumerate(articles):
         (folder / f"{i:04d}.txt").write_text(f"{a['title']}\n\n{a['text']}", encoding="utf-8")
-        lines = [a["title"]] + [w for para in a["text"].split("\n") for w in _wrap(para)]
+        lines = _wrap(a["title"]) + [w for para in a["text"].split("\n") for w in _wrap(para)]
         pages = [lines[j:j + 50] for j in range(0, len(lines), 50)]
         (pdfs / f"{i:04d}.pdf").write_bytes(make_pdf(pages, title=None))
     jsonl = "".join(json.dumps(a) + "\n" for a in articles).encode()
