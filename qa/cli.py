@@ -11,9 +11,10 @@ import logging
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
-from index import QAError, Store, default_embedder, ingest
+from index import InputError, QAError, Store, default_embedder, ingest
 
 from .config import Settings
 
@@ -34,14 +35,39 @@ def _assistant(args):
 
 
 def cmd_ingest(args) -> int:
+    from index.archives import ArchiveFields, check_fields
+    from index.fetch import FetchPolicy
+
     s = _settings(args)
-    r = ingest(args.paths, s.index_dir, default_embedder(), prune=args.prune, rebuild=args.rebuild)
-    print(f"Index {s.index_dir}: {r.added} added, {r.updated} updated, {r.unchanged} unchanged, "
-          f"{r.removed} removed, {r.duplicates} duplicate(s), {len(r.rejected)} rejected; "
-          f"{r.chunks_embedded} passages embedded, {r.total_chunks} in the index; {r.seconds:.1f} s")
-    for rejection in r.rejected:
-        print(f"  rejected {rejection.source}: {rejection.reason}")
-    return 0
+    fields = ArchiveFields(text=args.text_field, title=args.title_field, date=args.date_field, url=args.url_field)
+    check_fields(fields)
+    if args.fetch_timeout <= 0 or args.every <= 0:
+        raise InputError("--fetch-timeout and --every must be more than 0 seconds")
+    policy = FetchPolicy(enabled=args.fetch, allow_private=args.allow_private or _flag("QA_FETCH_ALLOW_PRIVATE"),
+                         timeout=args.fetch_timeout)
+    embedder = default_embedder()
+    rebuild = args.rebuild
+    while True:
+        r = ingest(args.paths, s.index_dir, embedder, prune=args.prune, rebuild=rebuild, fields=fields, fetch=policy)
+        print(f"Index {s.index_dir}: {r.added} added, {r.updated} updated, {r.unchanged} unchanged, "
+              f"{r.removed} removed, {r.duplicates} duplicate(s), {len(r.rejected)} rejected; "
+              f"{r.chunks_embedded} passages embedded, {r.total_chunks} in the index; {r.seconds:.1f} s", flush=True)
+        for rejection in r.rejected:
+            print(f"  rejected {rejection.source}: {rejection.reason}")
+        if not args.watch:
+            return 0
+        rebuild = False  # once, not every round
+        print(f"watching: next update in {args.every:g} s (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        time.sleep(args.every)
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def where(source: str) -> str:
+    """Where an article came from, for a citation: a web article's URL, a file's name (with its row)."""
+    return source if source.startswith(("http://", "https://")) else Path(source).name
 
 
 def cmd_info(args) -> int:
@@ -52,7 +78,7 @@ def cmd_info(args) -> int:
           f"({store.dim} dimensions), chunking {store.chunking.as_dict()}")
     print(f"Search: {_search_kind(store.vector_index)}")
     for d in docs:
-        print(f"  {d.date or '----------'}  {d.passages:3d} passages  {d.title[:70]}  ({Path(d.source).name})")
+        print(f"  {d.date or '----------'}  {d.passages:3d} passages  {d.title[:70]}  ({where(d.source)})")
     return 0
 
 
@@ -69,7 +95,7 @@ def _format(answer) -> str:
     lines = [answer.text]
     for c in answer.citations:
         quote = " ".join(c.text[c.quote_start - c.start:c.quote_end - c.start].split())
-        lines.append(f"  [{c.n}] {c.title} ({Path(c.source).name}{', ' + c.date if c.date else ''})\n      “{quote}”")
+        lines.append(f"  [{c.n}] {c.title} ({where(c.source)}{', ' + c.date if c.date else ''})\n      “{quote}”")
     if answer.refused and answer.passages:
         lines.append("  searched: " + "; ".join(dict.fromkeys(p.title for p in answer.passages)))
     lines += [f"  note: {note}" for note in answer.notes]
@@ -215,10 +241,30 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--llm-url", metavar="URL", help="an OpenAI-compatible chat server (llama.cpp, vLLM, "
                        "Ollama) to use instead of the local model; the prompt is sent there (QA_LLM_URL)")
 
-    c = command("ingest", cmd_ingest, "add or update articles (files or folders) in the index")
-    c.add_argument("paths", nargs="+")
+    c = command("ingest", cmd_ingest, "add or update articles (files, folders, feeds, archives, URLs) in the index")
+    c.add_argument("paths", nargs="+", metavar="FILE_FOLDER_OR_URL",
+                   help=".txt .md .html .pdf files, RSS/Atom feeds (.rss .atom .xml), archives (.jsonl .jsonl.gz "
+                   ".csv), folders of them, or http(s) URLs of feeds or article pages")
     c.add_argument("--prune", action="store_true", help="drop articles whose files no longer exist")
     c.add_argument("--rebuild", action="store_true", help="start a fresh index (for an old or broken one)")
+    c.add_argument("--text-field", default="text", metavar="NAME",
+                   help="archive field with the article text (default: text, content, body, article...)")
+    c.add_argument("--title-field", default="title", metavar="NAME", help="archive field with the title "
+                   "(default: title, headline)")
+    c.add_argument("--date-field", default="date", metavar="NAME", help="archive field with the date "
+                   "(default: date, published, publish_date...)")
+    c.add_argument("--url-field", default="url", metavar="NAME", help="archive field with the article's URL "
+                   "(default: url, link)")
+    c.add_argument("--fetch", action="store_true", help="download the full article from the link of a feed "
+                   "entry that holds only a summary (a URL given on the command line is always fetched)")
+    c.add_argument("--allow-private", action="store_true", help="let fetching reach private and local "
+                   "addresses, e.g. a feed on this network (QA_FETCH_ALLOW_PRIVATE=1)")
+    c.add_argument("--fetch-timeout", type=float, default=20.0, metavar="SECONDS",
+                   help="give up on one download after this long (default 20)")
+    c.add_argument("--watch", action="store_true", help="keep the index current: ingest again every --every "
+                   "seconds until Ctrl-C; known articles are skipped, changed ones re-embedded")
+    c.add_argument("--every", type=float, default=900.0, metavar="SECONDS",
+                   help="seconds between updates with --watch (default 900)")
     command("index-info", cmd_info, "show what an index holds")
     c = command("ask", cmd_ask, "answer one question")
     c.add_argument("question")

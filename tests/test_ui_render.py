@@ -102,6 +102,17 @@ def test_a_source_shows_title_date_and_file_name():
     assert "sanctions.txt" in source and "/data/articles" not in source
 
 
+def test_a_web_source_links_to_its_article_and_nothing_else_is_a_link():
+    url = "https://news.example.com/2024/02/sanctions?id=7&x=\"><script>"
+    web = Parsed(render.source_html(citation(source="https://news.example.com/2024/02/sanctions"), turn=1))
+    assert web.hrefs == ["https://news.example.com/2024/02/sanctions"]
+    assert "news.example.com/2024/02/sanctions" in web.text
+    odd = Parsed(render.source_html(citation(source=url), turn=1))
+    assert odd.hrefs == [url] and "script" not in odd.tags, "an odd URL stays an inert attribute"
+    for source in ("javascript:alert(1)", "/data/articles/sanctions.txt", "news.jsonl#L12"):
+        assert Parsed(render.source_html(citation(source=source), turn=1)).hrefs == []
+
+
 # -- the passage in its article, with the supporting words marked ------------------------------------
 
 @pytest.mark.parametrize("quote", [

@@ -43,12 +43,29 @@ def source_id(turn: int, n: int) -> str:
 
 
 def file_name(source: str) -> str:
+    if _is_web(source):
+        return source
     return PurePath(source).name or source
 
 
+def _is_web(source: str) -> bool:
+    return source.lower().startswith(("http://", "https://")) and not any(c.isspace() for c in source)
+
+
+def where_html(source: str) -> str:
+    """A file's name, or a link to a web article (opened in a new tab, telling it nothing of this page)."""
+    if not _is_web(source):
+        return escape(file_name(source))
+    shown = source.split("://", 1)[1]
+    shown = shown if len(shown) <= 60 else shown[:57] + "…"
+    return (f'<a class="qa-source-link" href="{escape(source)}" target="_blank" '
+            f'rel="noopener noreferrer nofollow">{escape(shown)}</a>')
+
+
 def _meta(date: str | None, source: str) -> str:
-    """When and where from, for a source line: "2024-03-02 · pipeline.txt"."""
-    return f'<span class="qa-source-meta">{" · ".join(escape(x) for x in (date, file_name(source)) if x)}</span>'
+    """When and where from, for a source line: "2024-03-02 · pipeline.txt", a web article linked."""
+    parts = ([escape(date)] if date else []) + [where_html(source)]
+    return f'<span class="qa-source-meta">{" · ".join(parts)}</span>'
 
 
 def question_html(question: str) -> str:
@@ -218,7 +235,7 @@ def documents_html(documents: Sequence[DocumentInfo]) -> str:
     passages = sum(d.passages for d in documents)
     rows = "".join(
         f'<tr><td>{escape(d.title)}</td><td class="qa-nowrap">{escape(d.date or "")}</td>'
-        f'<td class="qa-num">{d.passages}</td><td>{escape(file_name(d.source))}</td></tr>'
+        f'<td class="qa-num">{d.passages}</td><td>{where_html(d.source)}</td></tr>'
         for d in sorted(documents, key=lambda d: (d.date or "", d.title), reverse=True))
     noun = "article" if len(documents) == 1 else "articles"
     return (f'<p class="qa-count">{len(documents)} {noun}, {passages} passages</p>'
