@@ -58,13 +58,13 @@ class SearchFilter:
         return True
 
     def describe(self) -> str:
-        """In words, for a message that nothing matched."""
+        """In words, for a message that no article is (dated …, from …)."""
         parts = []
         if self.since or self.until:
             parts.append(f"dated {self.since or 'any time'} to {self.until or 'now'}")
         if self.sources:
             parts.append("from " + " or ".join(repr(s) for s in self.sources))
-        return "articles " + " and ".join(parts) if parts else "all articles"
+        return " and ".join(parts) or "in the index"
 
 
 def _date(text: str, name: str, first: bool) -> str:
@@ -73,6 +73,8 @@ def _date(text: str, name: str, first: bool) -> str:
         if not m:
             raise ValueError
         year, month, day = int(m[1]), int(m[2] or (1 if first else 12)), m[3]
+        if not 1 <= month <= 12:
+            raise ValueError
         if day is None:
             following = dt.date(year + month // 12, month % 12 + 1, 1)
             return (dt.date(year, month, 1) if first else following - dt.timedelta(days=1)).isoformat()

@@ -271,6 +271,10 @@ class Store:
                                                    count=len(self._chunks))
             return self._masks[filters]
 
+    def count(self, filters: SearchFilter | None = None) -> int:
+        """How many articles `filters` allows (all of them for no filter)."""
+        return sum(1 for d in self._docs.values() if not filters or filters.allows(d))
+
     @property
     def has_keyword_index(self) -> bool:
         """Whether the BM25 index is in memory, loaded with the index or built since the last change."""

@@ -8,6 +8,7 @@
 
 from index.errors import (CorruptIndexError, IndexMismatchError, IndexNotFoundError, IndexWriteError, InputError,
                           ModelError, QAError)
+from index.filters import SearchFilter
 
 from .answer import Answer, Citation, Timings
 from .assistant import Assistant, ask
@@ -15,5 +16,5 @@ from .config import Settings
 
 __all__ = [
     "Answer", "Assistant", "Citation", "CorruptIndexError", "IndexMismatchError", "IndexNotFoundError",
-    "IndexWriteError", "InputError", "ModelError", "QAError", "Settings", "Timings", "ask",
+    "IndexWriteError", "InputError", "ModelError", "QAError", "SearchFilter", "Settings", "Timings", "ask",
 ]

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from index import (Embedder, IngestReport, InputError, Passage, Store, default_embedder, ingest,
+from index import (Embedder, IngestReport, InputError, Passage, SearchFilter, Store, default_embedder, ingest,
                    split_sentences, writing)
 
 from . import citations, injection, prompt
@@ -155,28 +155,35 @@ class Assistant:
         if hasattr(stream, "close"):
             stream.close()
 
-    def search(self, query: str, k: int | None = None) -> list[Passage]:
-        return retrieve(self.store, query, k or self.settings.passages)
+    def search(self, query: str, k: int | None = None, filters: SearchFilter | None = None) -> list[Passage]:
+        return retrieve(self.store, query, k or self.settings.passages, filters=filters)
 
     # -- answering -------------------------------------------------------------------------------------
 
-    def ask(self, question: str, history: History = ()) -> Answer:
+    def ask(self, question: str, history: History = (), filters: SearchFilter | None = None) -> Answer:
         answer = None
-        for event in self.stream(question, history):
+        for event in self.stream(question, history, filters):
             if isinstance(event, Answer):
                 answer = event
         assert answer is not None
         return answer
 
-    def stream(self, question: str, history: History = ()) -> Iterator[str | Answer]:
-        """Yield the answer's text as the model writes it, then the checked `Answer` (which may differ)."""
+    def stream(self, question: str, history: History = (),
+               filters: SearchFilter | None = None) -> Iterator[str | Answer]:
+        """Yield the answer's text as the model writes it, then the checked `Answer` (which may differ).
+
+        `filters`: only articles of that date range and those sources are searched.
+        """
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         history = [(clean_question(q, 10 * self.settings.max_question_chars), visible_text(a))
                    for q, a in history][-3:]
         with self._store_lock:
             store = self.store
-        passages = retrieve(store, standalone_query(question, history), self.settings.passages)
+        if filters and not store.count(filters):
+            raise InputError(f"no article in the index is {filters.describe()}; `qa index-info` lists the "
+                             "articles with their dates and files")
+        passages = retrieve(store, standalone_query(question, history), self.settings.passages, filters=filters)
         retrieved = time.perf_counter()
         if not passages:
             yield Answer(question, "The index holds no articles yet: add some with `qa ingest PATH`.",

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from index import QAError, Store, default_embedder, ingest
+from index import QAError, SearchFilter, Store, default_embedder, ingest
 
 from .config import Settings
 
@@ -76,20 +76,30 @@ def _format(answer) -> str:
     return "\n".join(lines)
 
 
+def _filters(args) -> SearchFilter:
+    """The --since/--until/--source options; an InputError for a date that is not one."""
+    return SearchFilter.parse(args.since, args.until, args.source or ())
+
+
+def _filtered_assistant(args):
+    filters = _filters(args)  # a bad date fails before the model loads
+    return _assistant(args), filters
+
+
 def cmd_ask(args) -> int:
     from .assistant import clean_question
 
     clean_question(args.question, _settings(args).max_question_chars)  # a bad question fails before the model loads
-    bot = _assistant(args)
+    bot, filters = _filtered_assistant(args)
     if args.json:
-        answer = bot.ask(args.question)
+        answer = bot.ask(args.question, filters=filters)
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
-    print(_answer_with_status(bot, args.question))
+    print(_answer_with_status(bot, args.question, filters=filters))
     return 0
 
 
-def _answer_with_status(bot, question: str, history=()) -> str:
+def _answer_with_status(bot, question: str, history=(), filters: SearchFilter | None = None) -> str:
     """Answer, showing on a terminal what is happening meanwhile.
 
     The streamed draft is not printed: the checked answer can differ from it (a citation replaced,
@@ -99,7 +109,7 @@ def _answer_with_status(bot, question: str, history=()) -> str:
     if tty:
         print("searching the articles…", end="", file=sys.stderr, flush=True)
     answer = None
-    for n, event in enumerate(bot.stream(question, history)):
+    for n, event in enumerate(bot.stream(question, history, filters)):
         if isinstance(event, str):
             if tty and n == 0:
                 print("\r\033[Kwriting the answer…", end="", file=sys.stderr, flush=True)
@@ -111,7 +121,7 @@ def _answer_with_status(bot, question: str, history=()) -> str:
 
 
 def cmd_chat(args) -> int:
-    bot = _assistant(args)
+    bot, filters = _filtered_assistant(args)
     bot.warm_up()
     print(f"Ask about the {len(bot.store.documents())} articles in {bot.store.index_dir}. "
           "Empty line or Ctrl-D to quit, /clear to forget the conversation.")
@@ -128,7 +138,7 @@ def cmd_chat(args) -> int:
             history.clear()
             continue
         try:
-            text = _answer_with_status(bot, question, history)
+            text = _answer_with_status(bot, question, history, filters)
         except QAError as e:
             print(f"error: {e}")
             continue
@@ -193,11 +203,20 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--prune", action="store_true", help="drop articles whose files no longer exist")
     c.add_argument("--rebuild", action="store_true", help="start a fresh index (for an old or broken one)")
     command("index-info", cmd_info, "show what an index holds")
+    def filter_options(c):
+        c.add_argument("--since", metavar="DATE", help="only articles dated from DATE on (2025-07-04, 2025-07 or 2025)")
+        c.add_argument("--until", metavar="DATE", help="only articles dated up to DATE (a month or year: all of it)")
+        c.add_argument("--source", metavar="TEXT", action="append",
+                       help="only articles whose file path contains TEXT (a site, folder or file name); repeatable")
+
     c = command("ask", cmd_ask, "answer one question")
     c.add_argument("question")
     c.add_argument("--json", action="store_true", help="print the answer, citations and timings as JSON")
     model_options(c)
-    model_options(command("chat", cmd_chat, "a conversation in the terminal"))
+    filter_options(c)
+    c = command("chat", cmd_chat, "a conversation in the terminal")
+    model_options(c)
+    filter_options(c)
     c = command("eval", cmd_eval, "score a question file (JSON lines)")
     c.add_argument("file")
     c.add_argument("--output", metavar="FILE", help="also write every answer and the summary as JSON")

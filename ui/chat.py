@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from qa import Answer, Assistant, QAError
+from qa import Answer, Assistant, QAError, SearchFilter
 
 from . import render
 
@@ -139,9 +139,11 @@ def articles_for(bot: Assistant, answer: Answer) -> dict[str, str]:
     return texts
 
 
-def respond(bot: Assistant, question: str, conversation: Conversation,
-            passages: int | None = None) -> Iterator[list[dict]]:
+def respond(bot: Assistant, question: str, conversation: Conversation, passages: int | None = None,
+            since: str = "", until: str = "", sources: str = "") -> Iterator[list[dict]]:
     """Answer `question` as the next turn of `conversation`, yielding the chat after every step.
+
+    `since`, `until`, `sources`: the filter boxes as typed (dates, comma-separated parts of file paths).
 
     Ends early, without a last word, when the user stops the answer or clears the conversation.
     """
@@ -152,8 +154,9 @@ def respond(bot: Assistant, question: str, conversation: Conversation,
     partial = ""
     try:
         asking = with_passages(bot, passages)
+        filters = SearchFilter.parse(since, until, sources)
         answer = None
-        for event in asking.stream(question, history):
+        for event in asking.stream(question, history, filters):
             if isinstance(event, str):
                 partial += event
                 shown = Exchange(question, render.pending_html(render.WRITING, partial), partial=partial)
