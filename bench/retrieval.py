@@ -45,6 +45,13 @@ def methods() -> dict[str, Search]:
         "baseline": lambda store, query, k: retrieve(store, query, k, recipe=BASELINE),
         "fused": lambda store, query, k: retrieve(store, query, k),
     }
+    for candidates in (20, 50, 100):
+        if candidates != DEFAULT.candidates:
+            wider = replace(DEFAULT, candidates=candidates)
+            found[f"candidates={candidates}"] = lambda store, query, k, recipe=wider: retrieve(store, query, k,
+                                                                                            recipe=recipe)
+    everything = replace(DEFAULT, **{f.name: True for f in fields(DEFAULT) if isinstance(getattr(DEFAULT, f.name), bool)})
+    found["all"] = lambda store, query, k: retrieve(store, query, k, recipe=everything)
     for f in fields(DEFAULT):
         value = getattr(DEFAULT, f.name)
         if isinstance(value, bool):
@@ -54,20 +61,40 @@ def methods() -> dict[str, Search]:
     return found
 
 
+class CachedEmbedder:
+    """The real embedder, remembering each query's vector: every method embeds the same questions."""
+
+    def __init__(self, embedder):
+        self.embedder, self.name, self.dim = embedder, embedder.name, embedder.dim
+        self.cache: dict[str, object] = {}
+
+    def embed(self, texts: list[str]):
+        import numpy as np
+
+        missing = [t for t in texts if t not in self.cache]
+        if missing:
+            self.cache.update(zip(missing, self.embedder.embed(missing)))
+        return np.stack([self.cache[t] for t in texts])
+
+
 def query_of(q: Question) -> str:
     return standalone_query(q.question, [(turn, "") for turn in q.conversation[:-1]])
 
 
 def question_sets(news: Path | None, sample: Path | None) -> list[tuple[str, Path, list[Question]]]:
+    """(name, index, answerable questions); the news halves are scored from the news set's results."""
     sets = []
     if news:
-        every = load_questions(EVAL / "news-2025" / "questions.jsonl")
-        for name, part in (("news", every), ("news-even", every[0::2]), ("news-odd", every[1::2])):
-            sets.append((name, news, [q for q in part if q.answerable]))
+        sets.append(("news", news, [q for q in load_questions(EVAL / "news-2025" / "questions.jsonl")]))
     if sample:
         for name in ("dev", "dev-synthesis"):
-            sets.append((name, sample, [q for q in load_questions(EVAL / f"{name}.jsonl") if q.answerable]))
+            sets.append((name, sample, load_questions(EVAL / f"{name}.jsonl")))
     return sets
+
+
+def halves(questions: list[Question]) -> dict[str, set[str]]:
+    """The ids of the even and odd questions by position in the file (before dropping unanswerable ones)."""
+    return {"news-even": {q.id for q in questions[0::2]}, "news-odd": {q.id for q in questions[1::2]}}
 
 
 def main() -> None:
@@ -76,6 +103,8 @@ def main() -> None:
     parser.add_argument("--sample-index", type=Path, help="an index of shared/corpus (the five sample articles)")
     parser.add_argument("--methods", help="comma-separated subset of the methods (default: all)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--indexed-only", action="store_true",
+                        help="skip questions none of whose sources is in the index (for a partial index)")
     args = parser.parse_args()
     available = methods()
     chosen = args.methods.split(",") if args.methods else list(available)
@@ -83,29 +112,38 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown methods {sorted(unknown)}; there are {sorted(available)}")
 
-    embedder = default_embedder()
+    embedder = CachedEmbedder(default_embedder())
     stores: dict[Path, Store] = {}
     hits: dict[str, dict[str, dict[int, int]]] = {}       # set -> method -> k -> questions hit
     sizes: dict[str, int] = {}
     latency: dict[str, list[float]] = {m: [] for m in chosen}
-    for set_name, index_dir, questions in question_sets(args.news_index, args.sample_index):
+    for set_name, index_dir, every in question_sets(args.news_index, args.sample_index):
         if index_dir not in stores:
             stores[index_dir] = Store.open(index_dir, embedder)
             stores[index_dir].search("warm up", 1)
             stores[index_dir].keyword_search("warm up", 1)
         store = stores[index_dir]
-        sizes[set_name] = len(questions)
+        questions = [q for q in every if q.answerable]
+        if args.indexed_only:
+            indexed = {Path(d.source).name for d in store.documents()}
+            questions = [q for q in questions if indexed & set(q.sources)]
+        parts = {set_name: {q.id for q in questions}, **(halves(every) if set_name == "news" else {})}
+        for part, ids in parts.items():
+            sizes[part] = len(ids & {q.id for q in questions})
         for method in chosen:
-            counts = dict.fromkeys(KS, 0)
+            first: dict[str, int] = {}  # question id -> rank of the first answer-bearing passage (99: none)
             for q in questions:
+                if set_name == "news" or not args.news_index:
+                    embedder.cache.pop(query_of(q), None)  # the latency includes embedding the query
                 started = time.perf_counter()
                 found = available[method](store, query_of(q), max(KS))
                 if set_name == "news" or not args.news_index:
                     latency[method].append(time.perf_counter() - started)
-                for k in KS:
-                    counts[k] += hit_at(found[:k], q)
-            hits.setdefault(set_name, {})[method] = counts
-            print(f"{set_name:<14} {method:<22} " + "  ".join(f"@{k} {counts[k]:3d}" for k in KS), flush=True)
+                first[q.id] = next((i for i in range(len(found)) if hit_at(found[i:i + 1], q)), 99)
+            for part, ids in parts.items():
+                counts = {k: sum(first[i] < k for i in ids if i in first) for k in KS}
+                hits.setdefault(part, {})[method] = counts
+                print(f"{part:<14} {method:<22} " + "  ".join(f"@{k} {counts[k]:3d}" for k in KS), flush=True)
 
     print("\nhit@4 / @6 / @10 / @20 (questions with an answer-bearing passage among the first k)")
     print(f"{'method':<22}" + "".join(f"{s} (of {n})".rjust(24) for s, n in sizes.items()))

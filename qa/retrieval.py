@@ -90,7 +90,7 @@ class Recipe:
 
 
 BASELINE = Recipe()
-DEFAULT = Recipe()
+DEFAULT = Recipe(names=True)  # the others did not help on news-2025 (bench/retrieval.py; README)
 
 
 def retrieve(store: Store, query: str, k: int = 4, *, filters: SearchFilter | None = None,
@@ -109,9 +109,11 @@ def retrieve(store: Store, query: str, k: int = 4, *, filters: SearchFilter | No
     if recipe.sentences or recipe.titles:
         weights = store.query_terms(query, recipe.names)
         if recipe.sentences:
-            rankings.append(_ranked(pool, [max(_coverage(s, weights) for s in _sentences(p.text)) for p in pool]))
+            split = [_sentences(p.text) for p in pool]
+            scores = iter(_coverage([s for sentences in split for s in sentences], weights))
+            rankings.append(_ranked(pool, [max(next(scores) for _ in sentences) for sentences in split]))
         if recipe.titles:
-            rankings.append(_ranked(pool, [_coverage(p.title, weights) for p in pool]))
+            rankings.append(_ranked(pool, _coverage([p.title for p in pool], weights)))
     if recipe.dates:
         rankings.append([p for p in pool if dates.in_period(p.date, dates.named_period(query))])
     fused = collapse_duplicates(fuse(rankings))
@@ -126,12 +128,12 @@ def _sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE_END.split(text) if s.strip()] or [text]
 
 
-def _coverage(text: str, weights: dict[str, float]) -> float:
-    """The idf-weighted share of the query's terms that `text` contains."""
-    if not weights:
-        return 0.0
-    present = set(tokenize([text])[0])
-    return sum(w for t, w in weights.items() if t in present) / sum(weights.values())
+def _coverage(texts: list[str], weights: dict[str, float]) -> list[float]:
+    """For each text, the idf-weighted share of the query's terms it contains."""
+    total = sum(weights.values())
+    if not total or not texts:
+        return [0.0] * len(texts)
+    return [sum(weights.get(t, 0.0) for t in set(terms)) / total for terms in tokenize(texts)]
 
 
 def _ranked(pool: list[Passage], scores: list[float]) -> list[Passage]:

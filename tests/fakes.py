@@ -136,3 +136,11 @@ def quoting(find: str, answer: str | None = None, passage: int | None = None):
         return json.dumps({"passage": 1, "quote": "nothing like it", "answer": answer or "I do not know."})
 
     return reply
+
+
+def indexed_store(folder: Path, embedder, articles: dict[str, str]):
+    """An index of `articles` (written to `folder`/a, indexed in `folder`/ix), opened."""
+    from index import Store, ingest
+
+    ingest([write_articles(Path(folder) / "a", articles)], Path(folder) / "ix", embedder, progress=False)
+    return Store.open(Path(folder) / "ix", embedder)

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from fakes import write_articles
-from index import Store, ingest
+from fakes import indexed_store
+from index import Store
 from index.names import Vocabulary, fold, spell_out, written_as_names
 from qa.dates import Period, named_period
 from qa.retrieval import DEFAULT, Recipe, hit_at, retrieve
@@ -21,8 +21,7 @@ NAMES = {
 
 @pytest.fixture
 def named(tmp_path, embedder) -> Store:
-    ingest([write_articles(tmp_path / "a", NAMES)], tmp_path / "ix", embedder, progress=False)
-    return Store.open(tmp_path / "ix", embedder)
+    return indexed_store(tmp_path, embedder, NAMES)
 
 
 def test_a_name_without_its_accents_finds_the_article_that_has_them(named):
@@ -70,8 +69,7 @@ def test_the_time_a_question_names(question, period):
 def test_articles_of_the_time_asked_rank_higher(tmp_path, embedder):
     articles = {f"{month}.txt": f"Port traffic\n\ndate 2025-{month}-12\n\nPort traffic rose again, the harbour "
                 f"master said." for month in ("03", "07", "10")}
-    ingest([write_articles(tmp_path / "a", articles)], tmp_path / "ix", embedder, progress=False)
-    store = Store.open(tmp_path / "ix", embedder)
+    store = indexed_store(tmp_path, embedder, articles)
     question = "How did port traffic change in October?"
     assert retrieve(store, question, 1, recipe=Recipe(dates=True))[0].date == "2025-10-12"
     assert retrieve(store, "How did port traffic change in July?", 1, recipe=Recipe(dates=True))[0].date == "2025-07-12"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fakes import FakeGenerator, write_articles
+from fakes import FakeGenerator, indexed_store, write_articles
 from index import InputError, SearchFilter, Store, ingest
 from qa import Assistant, Settings, cli
 from qa.retrieval import retrieve
@@ -18,8 +18,7 @@ DATED = {
 
 @pytest.fixture
 def dated(tmp_path, embedder) -> Store:
-    ingest([write_articles(tmp_path / "a", DATED)], tmp_path / "ix", embedder, progress=False)
-    return Store.open(tmp_path / "ix", embedder)
+    return indexed_store(tmp_path, embedder, DATED)
 
 
 def names(passages) -> set[str]:
@@ -78,8 +77,7 @@ def test_an_approximate_index_filters_too(tmp_path, embedder, monkeypatch):
     monkeypatch.setenv("QA_ANN_THRESHOLD", "20")
     articles = {f"wire/{n:02d}.txt": f"Story {n}\n\ndate 2025-0{1 + n % 9}-01\n\nHarbour cranes number {n} "
                 f"and ferry line {n} report cargo volumes." for n in range(40)}
-    ingest([write_articles(tmp_path / "a", articles)], tmp_path / "ix", embedder, progress=False)
-    store = Store.open(tmp_path / "ix", embedder)
+    store = indexed_store(tmp_path, embedder, articles)
     assert store.vector_index.kind == "ivf"
     found = store.search("harbour cranes cargo", 5, SearchFilter.parse("2025-03", "2025-03"))
     assert len(found) == 5 and {p.date for p in found} == {"2025-03-01"}
