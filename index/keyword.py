@@ -91,8 +91,8 @@ class KeywordIndex:
     def query_terms(self, query: str, fuzzy_names: bool = False) -> list[str]:
         """The index terms a query searches for; with `fuzzy_names`, also the index's spellings of its names.
 
-        Fuzzy matching (index/names.py) applies to the words written as names and to those the index
-        does not hold; known abbreviations ("US") are spelled out first.
+        Fuzzy matching (index/names.py) applies to the words written as names and to long words the
+        index does not hold; known abbreviations ("US") are spelled out first.
         """
         if self._bm25 is None or not query.strip():
             return []
@@ -103,7 +103,7 @@ class KeywordIndex:
         name_terms = {t for ts in tokenize(names.written_as_names(query)) for t in ts}
         if self._vocabulary is None:
             self._vocabulary = names.Vocabulary(vocab)
-        expanded = names.expand(terms, self._vocabulary, fuzzy=name_terms | {t for t in terms if t not in vocab})
+        expanded = names.expand(terms, self._vocabulary, fuzzy=name_terms | {t for t in terms if t not in vocab and len(t) >= names.MIN_UNKNOWN})
         return [t for t in expanded if t in vocab]
 
     def idf(self, terms: list[str]) -> dict[str, float]:

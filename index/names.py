@@ -17,7 +17,8 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 
 MIN_SIMILARITY = 84     # rapidfuzz ratio (0-100) between folded spellings; 83 joins "trump" and "trumps"
-MIN_LENGTH = 5          # shorter words are not fuzzily matched
+MIN_LENGTH = 5          # shorter names are not fuzzily matched
+MIN_UNKNOWN = 7         # nor shorter words that are not names ("where" is not a misspelled "were")
 MAX_SPELLINGS = 3       # close spellings added per query word
 
 # Abbreviations that tokenizing loses ("us" is a stopword, "U.S." becomes letters): their words instead.
@@ -28,7 +29,7 @@ ABBREVIATIONS = {
 }
 _ABBREVIATION = re.compile(r"(?<![\w.])(" + "|".join(re.escape(a) for a in sorted(ABBREVIATIONS, key=len,
                                                                                  reverse=True)) + r")(?![\w])")
-_CAPITALIZED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’-]+")
+_CAPITALIZED = re.compile(r"(?<=[^.!?\s]\s)[A-Z][\w'’-]+")  # after a word (not a sentence end) and a space
 
 
 def fold(word: str) -> str:
