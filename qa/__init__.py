@@ -8,6 +8,7 @@
 
 from index.errors import (CorruptIndexError, IndexMismatchError, IndexNotFoundError, IndexWriteError, InputError,
                           ModelError, QAError)
+from index.filters import SearchFilter
 
 from .answer import Answer, AnswerSentence, Citation, Evidence, Quote, Searched, Timings
 from .assistant import Assistant, ask
@@ -15,6 +16,6 @@ from .config import Settings
 
 __all__ = [
     "Answer", "AnswerSentence", "Assistant", "Citation", "CorruptIndexError", "Evidence", "IndexMismatchError",
-    "IndexNotFoundError", "IndexWriteError", "InputError", "ModelError", "QAError", "Quote", "Searched", "Settings",
-    "Timings", "ask",
+    "IndexNotFoundError", "IndexWriteError", "InputError", "ModelError", "QAError", "Quote", "SearchFilter", "Searched",
+    "Settings", "Timings", "ask",
 ]

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from index import Embedder, IngestReport, InputError, Passage, Store, default_embedder, ingest, writing
+from index import Embedder, IngestReport, InputError, Passage, SearchFilter, Store, default_embedder, ingest, writing
 
 from . import grounding, prompt
 from .answer import Answer, AnswerSentence, Citation, Evidence, Quote, Searched, Timings
@@ -146,25 +146,28 @@ class Assistant:
         if hasattr(stream, "close"):
             stream.close()
 
-    def search(self, query: str, k: int | None = None) -> list[Passage]:
-        return retrieve(self.store, query, k or self.settings.passages)
+    def search(self, query: str, k: int | None = None, filters: SearchFilter | None = None) -> list[Passage]:
+        return retrieve(self.store, query, k or self.settings.passages, filters=filters)
 
     # -- answering -------------------------------------------------------------------------------------
 
-    def ask(self, question: str, history: History = (), *, passages: int | None = None) -> Answer:
-        """Answer `question` (after the (question, answer) turns of `history`) from `passages` passages."""
+    def ask(self, question: str, history: History = (), filters: SearchFilter | None = None, *,
+            passages: int | None = None) -> Answer:
+        """Answer `question` (after the (question, answer) turns of `history`) from `passages` passages of
+        the articles that pass `filters`."""
         answer = None
-        for event in self.stream(question, history, passages=passages):
+        for event in self.stream(question, history, filters, passages=passages):
             if isinstance(event, Answer):
                 answer = event
         assert answer is not None
         return answer
 
-    def stream(self, question: str, history: History = (), *,
+    def stream(self, question: str, history: History = (), filters: SearchFilter | None = None, *,
                passages: int | None = None) -> Iterator[str | Searched | Evidence | Answer]:
         """Yield what a reader can be shown as it happens: the articles being read (`Searched`), the sentences
         the model picked (`Evidence`), the answer's text as the model writes it (str), and last the checked
-        `Answer`, which may differ from the text streamed."""
+        `Answer`, which may differ from the text streamed. `filters`: only articles of that date range and
+        those sources are searched."""
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         history = [(clean_question(q, 10 * self.settings.max_question_chars), visible_text(a))
@@ -172,7 +175,10 @@ class Assistant:
         k = replace(self.settings, passages=passages).checked().passages if passages else self.settings.passages
         with self._store_lock:
             store = self.store
-        found = retrieve(store, standalone_query(question, history), k)
+        if filters and not store.count(filters):
+            raise InputError(f"no article in the index is {filters.describe()}; `qa index-info` lists the "
+                             "articles with their dates and files")
+        found = retrieve(store, standalone_query(question, history), k, filters=filters)
         retrieved = time.perf_counter()
         if not found:
             yield Answer(question, "The index holds no articles yet: add some with `qa ingest PATH`.",

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from index import InputError, QAError, Store, default_embedder, ingest
+from index import InputError, QAError, SearchFilter, Store, default_embedder, ingest
 
 from .config import Settings
 
@@ -103,20 +103,30 @@ def _format(answer) -> str:
     return "\n".join(lines)
 
 
+def _filters(args) -> SearchFilter:
+    """The --since/--until/--source options; an InputError for a date that is not one."""
+    return SearchFilter.parse(args.since, args.until, args.source or ())
+
+
+def _filtered_assistant(args):
+    filters = _filters(args)  # a bad date fails before the model loads
+    return _assistant(args), filters
+
+
 def cmd_ask(args) -> int:
     from .assistant import clean_question
 
     clean_question(args.question, _settings(args).max_question_chars)  # a bad question fails before the model loads
-    bot = _assistant(args)
+    bot, filters = _filtered_assistant(args)
     if args.json:
-        answer = bot.ask(args.question)
+        answer = bot.ask(args.question, filters=filters)
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
-    print(_answer_with_status(bot, args.question))
+    print(_answer_with_status(bot, args.question, filters=filters))
     return 0
 
 
-def _answer_with_status(bot, question: str, history=()) -> str:
+def _answer_with_status(bot, question: str, history=(), filters: SearchFilter | None = None) -> str:
     """Answer, showing on a terminal what is happening meanwhile.
 
     The streamed draft is not printed: the checked answer can differ from it (a citation replaced,
@@ -133,7 +143,7 @@ def _answer_with_status(bot, question: str, history=()) -> str:
 
     status("searching the articles…")
     answer = None
-    for event in bot.stream(question, history):
+    for event in bot.stream(question, history, filters):
         if isinstance(event, Answer):
             answer = event
         elif isinstance(event, Searched):
@@ -149,7 +159,7 @@ def _answer_with_status(bot, question: str, history=()) -> str:
 
 
 def cmd_chat(args) -> int:
-    bot = _assistant(args)
+    bot, filters = _filtered_assistant(args)
     bot.warm_up()
     print(f"Ask about the {len(bot.store.documents())} articles in {bot.store.index_dir}. "
           "Empty line or Ctrl-D to quit, /clear to forget the conversation.")
@@ -166,7 +176,7 @@ def cmd_chat(args) -> int:
             history.clear()
             continue
         try:
-            text = _answer_with_status(bot, question, history)
+            text = _answer_with_status(bot, question, history, filters)
         except QAError as e:
             print(f"error: {e}")
             continue
@@ -266,11 +276,20 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--every", type=float, default=900.0, metavar="SECONDS",
                    help="seconds between updates with --watch (default 900)")
     command("index-info", cmd_info, "show what an index holds")
+    def filter_options(c):
+        c.add_argument("--since", metavar="DATE", help="only articles dated from DATE on (2025-07-04, 2025-07 or 2025)")
+        c.add_argument("--until", metavar="DATE", help="only articles dated up to DATE (a month or year: all of it)")
+        c.add_argument("--source", metavar="TEXT", action="append",
+                       help="only articles whose file path contains TEXT (a site, folder or file name); repeatable")
+
     c = command("ask", cmd_ask, "answer one question")
     c.add_argument("question")
     c.add_argument("--json", action="store_true", help="print the answer, citations and timings as JSON")
     model_options(c)
-    model_options(command("chat", cmd_chat, "a conversation in the terminal"))
+    filter_options(c)
+    c = command("chat", cmd_chat, "a conversation in the terminal")
+    model_options(c)
+    filter_options(c)
     c = command("eval", cmd_eval, "score question files (JSON lines) or every set in a folder")
     c.add_argument("paths", nargs="+", metavar="FILE_OR_FOLDER",
                    help="question files, or folders of them (e.g. ../shared/eval); each is asked against an index "

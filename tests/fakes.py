@@ -146,3 +146,11 @@ def best_sentence(messages: list[dict]) -> str:
     words = set(_WORD.findall(asked[1].lower()))
     n = max(shown, key=lambda i: len(words & set(_WORD.findall(shown[i].lower()))))
     return f"Evidence: {n}\n[{n}] {shown[n]}"
+
+
+def indexed_store(folder: Path, embedder, articles: dict[str, str]):
+    """An index of `articles` (written to `folder`/a, indexed in `folder`/ix), opened."""
+    from index import Store, ingest
+
+    ingest([write_articles(Path(folder) / "a", articles)], Path(folder) / "ix", embedder, progress=False)
+    return Store.open(Path(folder) / "ix", embedder)

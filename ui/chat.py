@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from qa import Answer, Assistant, Evidence, QAError, Searched
+from qa import Answer, Assistant, Evidence, QAError, SearchFilter, Searched
 
 from . import render
 
@@ -126,9 +126,11 @@ def articles_for(bot: Assistant, answer: Answer) -> dict[str, str]:
     return texts
 
 
-def respond(bot: Assistant, question: str, conversation: Conversation,
-            passages: int | None = None) -> Iterator[list[dict]]:
+def respond(bot: Assistant, question: str, conversation: Conversation, passages: int | None = None,
+            since: str = "", until: str = "", sources: str = "") -> Iterator[list[dict]]:
     """Answer `question` as the next turn of `conversation`, yielding the chat after every step.
+
+    `since`, `until`, `sources`: the filter boxes as typed (dates, comma-separated parts of file paths).
 
     Ends early, without a last word, when the user stops the answer or clears the conversation.
     """
@@ -138,8 +140,9 @@ def respond(bot: Assistant, question: str, conversation: Conversation,
     yield conversation.messages()
     partial, status, evidence = "", render.SEARCHING, ()
     try:
+        filters = SearchFilter.parse(since, until, sources)
         answer = None
-        for event in bot.stream(question, history, passages=int(passages) if passages else None):
+        for event in bot.stream(question, history, filters, passages=int(passages) if passages else None):
             if isinstance(event, Answer):
                 answer = event
                 continue
