@@ -186,7 +186,7 @@ class Assistant:
             return
         yield Searched(tuple(dict.fromkeys(p.title for p in found)))
 
-        messages, shown, sentences, notes = self._fit(question, found, history)
+        messages, shown, sentences, notes = self._fit(question, found, history, store.embedder.embed)
         tokens = self.generator.count_tokens(messages)
         prompted = time.perf_counter()
         reader = prompt.ReplyStream()
@@ -214,13 +214,14 @@ class Assistant:
             first_text=(first_text or finished) - started, evidence=(picked or done) - started,
             llm=done - llm_start, check=finished - done, total=finished - started, prompt_tokens=tokens))
 
-    def _fit(self, question: str, passages: list[Passage], history: History):
-        """Messages that fit the context window: the lowest-ranked passages go first, then the history."""
+    def _fit(self, question: str, passages: list[Passage], history: History, embed):
+        """Messages that fit the context window, showing the sentences of `passages` most about the question:
+        the lowest-ranked passages go first, then the history."""
         budget = self.generator.context_size - self.settings.max_tokens
         shown = list(passages)
         for earlier in (history, ()):
             while True:
-                sentences = prompt.number_sentences(shown)
+                sentences = prompt.choose_sentences(question, prompt.number_sentences(shown), embed)
                 messages = prompt.build_messages(question, shown, sentences, earlier)
                 fits = self.generator.count_tokens(messages) <= budget
                 if fits or len(shown) == 1:

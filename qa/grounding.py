@@ -72,9 +72,10 @@ def draft(reply: Reply, evidence: Evidence) -> list[Claim]:
 
 
 def _copied_from(claim: Claim, evidence: Evidence) -> int | None:
-    """The cited sentence the claim copies word for word (perhaps cut short by the length limit), if any."""
+    """The shown sentence the claim copies word for word (perhaps cut short by the length limit), if any:
+    a cited one first, then a picked one, then any (small models often cite the number next to it)."""
     words = matching.fold(claim.text).rstrip(" .!?")
-    for i in claim.ids:
+    for i in dict.fromkeys([*claim.ids, *evidence.picked, *evidence.sentences]):
         sentence = matching.fold(evidence.sentences[i].text)
         if len(words) >= 0.6 * len(sentence) and words in sentence:
             return i
@@ -84,8 +85,9 @@ def _copied_from(claim: Claim, evidence: Evidence) -> int | None:
 def about_the_question(claims: list[Claim], evidence: Evidence) -> list[Claim]:
     """Catches a true sentence that answers another question ("Which club does Orban support?" answered
     with a sentence that merely names Orban): the sentences a claim cites, with their titles, must hold
-    at least half of the question's names and, if the question has other content words or numbers,
-    at least one of them."""
+    at least half of the question's names, and also one of its other content words or numbers, unless
+    they name everyone the question names (two names or more: "What did Orban tell Putin?" answered
+    with what Orban told Putin in other words)."""
     question = evidence.question
     names = matching.names(question)
     words = matching.content_words(question) - matching.content_words(" ".join(names))
@@ -95,7 +97,8 @@ def about_the_question(claims: list[Claim], evidence: Evidence) -> list[Claim]:
         text = evidence.text(claim.ids)
         named = sum(matching.has_name(n, text) for n in names)
         said = words & matching.content_words(text) or figures - set(matching.missing_numbers(question, text))
-        if 2 * named >= len(names) and (said or not (words or figures)):
+        everyone = len(names) >= 2 and named == len(names)
+        if 2 * named >= len(names) and (said or everyone or not (words or figures)):
             out.append(claim)
     return out
 

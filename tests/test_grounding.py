@@ -71,9 +71,14 @@ def test_a_claim_about_something_else_is_dropped_when_its_sentence_does_not_answ
 
 
 def test_a_claim_citing_the_wrong_picked_sentence_is_recited():
-    [claim] = ground("Evidence: 1, 3\n[1] The central bank kept its rate at 4.5 percent.",
+    [claim] = ground("Evidence: 1, 3\n[1] The central bank kept the rate at 4.5 percent.",
                      "What did the central bank do?")
     assert claim.ids == (3,) and not claim.quoted
+
+
+def test_a_copied_sentence_cited_by_the_wrong_number_is_quoted_from_the_right_one():
+    [claim] = ground("Evidence: 1, 3\n[1] The central bank kept its rate at 4.5 percent.", "What did the central bank do?")
+    assert claim.ids == (3,) and claim.quoted
 
 
 def test_a_claim_that_only_restates_the_question_is_not_supported_by_any_sentence():
