@@ -83,24 +83,28 @@ def _copied_from(claim: Claim, evidence: Evidence) -> int | None:
 
 
 def about_the_question(claims: list[Claim], evidence: Evidence) -> list[Claim]:
-    """Catches a true sentence that answers another question ("Which club does Orban support?" answered
-    with a sentence that merely names Orban): the sentences a claim cites, with their titles, must hold
-    at least half of the question's names, and also one of its other content words or numbers, unless
-    they name everyone the question names (two names or more: "What did Orban tell Putin?" answered
-    with what Orban told Putin in other words)."""
+    """Catches true sentences that answer another question ("Which club does Orban support?" answered
+    with a sentence that merely names Orban, "What did Xi say to Orban?" with what Putin said).
+
+    Together, the sentences the answer cites (with their titles) must name everyone the question names
+    (matched loosely: `matching.has_name`) and hold one of its other content words or numbers, unless
+    the question names two or more ("What did Orban tell Putin?" answered in other words). Each claim's
+    own evidence must share at least a name, a word or a number with the question: a question about
+    two things may be answered by one sentence on each.
+    """
     question = evidence.question
     names = matching.names(question)
     words = matching.content_words(question) - matching.content_words(" ".join(names))
     figures = matching.numbers(question)
-    out = []
-    for claim in claims:
-        text = evidence.text(claim.ids)
-        named = sum(matching.has_name(n, text) for n in names)
-        said = words & matching.content_words(text) or figures - set(matching.missing_numbers(question, text))
-        everyone = len(names) >= 2 and named == len(names)
-        if 2 * named >= len(names) and (said or everyone or not (words or figures)):
-            out.append(claim)
-    return out
+
+    def shares(text: str) -> tuple[int, bool]:
+        said = bool(words & matching.content_words(text)) or len(matching.missing_numbers(question, text)) < len(figures)
+        return sum(matching.has_name(n, text) for n in names), said
+
+    named, said = shares(evidence.text(sorted({i for c in claims for i in c.ids})))
+    if named < len(names) or not (said or len(names) >= 2 or not (words or figures)):
+        return []
+    return [c for c in claims if any(shares(evidence.text(c.ids)))]
 
 
 def supports(claim: str, evidence_text: str, question: str) -> bool:

@@ -52,3 +52,19 @@ def test_streaming_shows_text_before_the_end(bot):
     events = list(bot.stream("In which city did Viktor Orban and Vladimir Putin hold their talks?"))
     assert any(isinstance(e, str) for e in events[:-1])
     assert "Beijing" in events[-1].text
+
+
+def test_a_question_with_several_facts_gets_each_cited_to_its_sentence(bot):
+    answer = bot.ask("How did NATO allies and the American ambassador react to Hungary's closeness to Russia?")
+    assert not answer.refused and answer.sentences
+    assert all(s.citations for s in answer.sentences), "every sentence carries a citation"
+    assert len(answer.citations) >= 2, answer.text
+    for c in answer.citations:
+        article = bot.store.document(c.doc_id).text
+        assert c.start <= c.quote_start < c.quote_end <= c.end and article[c.start:c.end] == c.text
+
+
+def test_a_near_miss_question_is_refused(bot):
+    """The articles tell of Orban meeting Putin; they do not say which football club he supports."""
+    answer = bot.ask("Which football club does the Hungarian prime minister support?")
+    assert answer.refused and not answer.citations
