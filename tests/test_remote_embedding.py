@@ -6,11 +6,9 @@ made here; it can fail a number of times, answer slowly, or send replies of the 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ from index import IndexMismatchError, InputError, ModelError, Store, ingest
 from index import embedding as embedding_module
 from index.remote_embedding import RemoteEmbedder
 from qa import cli
+from servers import FakeOpenAIHandler, serving
 
 
 @dataclass
@@ -40,43 +39,23 @@ class FakeServer:
 
 
 def _handler(server: FakeServer):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def _send(self, status: int, body: dict | str, headers: dict | None = None) -> None:
-            data = (body if isinstance(body, str) else json.dumps(body)).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json" if isinstance(body, dict) else "text/html")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _authorized(self) -> bool:
-            if server.key and self.headers.get("Authorization") != f"Bearer {server.key}":
-                self._send(401, {"error": {"message": "Invalid API key"}})
-                return False
-            return True
+    class Handler(FakeOpenAIHandler):
+        state = server
 
         def do_GET(self):
-            server.requests.append(("GET", self.path, dict(self.headers), None))
-            if not self._authorized():
+            self.received("GET")
+            if not self.authorized():
                 return
             if self.path == "/v1/models":
-                return self._send(200, {"object": "list", "data": [{"id": m} for m in server.models]})
-            self._send(404, {"detail": "Not Found"})
+                return self.send_json(200, {"object": "list", "data": self.model_list()})
+            self.send_json(404, {"detail": "Not Found"})
 
         def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-            server.requests.append(("POST", self.path, dict(self.headers), body))
-            if not self._authorized():
+            body = self.received("POST")
+            if not self.authorized():
                 return
             if self.path != "/v1/embeddings":
-                return self._send(404, {"detail": "Not Found"})
+                return self.send_json(404, {"detail": "Not Found"})
             with server.lock:
                 server.in_flight += 1
                 server.most_in_flight = max(server.most_in_flight, server.in_flight)
@@ -85,13 +64,14 @@ def _handler(server: FakeServer):
                 time.sleep(server.delay)
                 if status != 200:
                     headers = {"Retry-After": server.retry_after} if server.retry_after else None
-                    return self._send(status, {"error": {"message": f"busy ({status})"}}, headers)
+                    return self.send_json(status, {"error": {"message": f"busy ({status})"}}, headers=headers)
                 texts = body["input"]
                 vectors = server.embedder.embed(texts) * 3.0   # not normalized: the client must do it
                 if server.reply is not None:
-                    return self._send(200, server.reply(texts, vectors))
+                    reply = server.reply(texts, vectors)
+                    return self.send_json(200, reply, "application/json" if isinstance(reply, dict) else "text/html")
                 data = [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)]
-                self._send(200, {"object": "list", "model": body.get("model"), "data": data[::-1]})
+                self.send_json(200, {"object": "list", "model": body.get("model"), "data": data[::-1]})
             finally:
                 with server.lock:
                     server.in_flight -= 1
@@ -102,13 +82,8 @@ def _handler(server: FakeServer):
 @pytest.fixture
 def fake():
     server = FakeServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(server))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield server
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_handler(server)) as server.url:
+        yield server
 
 
 def embeddings_requests(fake: FakeServer) -> list[dict]:
