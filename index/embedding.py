@@ -49,7 +49,11 @@ def embedding_backend(backend: str | None = None) -> str:
 
 
 class Embedder(Protocol):
-    """Anything that turns texts into L2-normalized float32 rows of shape (len(texts), dim)."""
+    """Anything that turns texts into L2-normalized float32 rows of shape (len(texts), dim).
+
+    An embedder may also have `texts_per_call`: ingest then passes it at least that many texts at once
+    (a remote one, to keep several requests in flight).
+    """
 
     @property
     def name(self) -> str: ...      # recorded in the index, which refuses other embedders
