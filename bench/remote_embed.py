@@ -75,11 +75,13 @@ def main() -> None:
             vectors: dict[str, np.ndarray] = {}
             for run in range(args.repeats):   # alternated, so that each sees the same machine; the best is kept
                 for kind, embedder in (("local", local), ("remote", remote)):
+                    print(f"run {run + 1}: ingest of {len(passages)} passages, {kind}", file=sys.stderr, flush=True)
                     index_dir = tmp / f"{kind}-{run}"
                     start = time.perf_counter()
                     ingest([corpus], index_dir, embedder, progress=False)
                     ingest_s[kind].append(time.perf_counter() - start)
                 for kind, embed in (("local", local.embed), ("llama.cpp", llama), ("remote", remote.embed)):
+                    print(f"run {run + 1}: bare embedding, {kind}", file=sys.stderr, flush=True)
                     start = time.perf_counter()
                     vectors[kind] = embed(passages)
                     embed_s[kind].append(time.perf_counter() - start)
