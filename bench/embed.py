@@ -95,7 +95,7 @@ def hit_at_5(embedder, questions_file: Path, workdir: Path) -> dict[str, str]:
         found = {"fused": retrieve(store, query, 5), "dense": store.search(query, 5),
                  "bm25": store.keyword_search(query, 5)}
         for method, passages_found in found.items():
-            hits[method] += evaluation._hit(passages_found, q)  # noqa: SLF001 - the scorer `qa eval` uses
+            hits[method] += evaluation.hit(passages_found, q)  # the scorer `qa eval` uses
     return {m: f"{n}/{len(questions)}" for m, n in hits.items()}
 
 

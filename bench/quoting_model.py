@@ -1,15 +1,14 @@
 """Shared by bench/load.py and bench/memory.py: choosing the chat model, a fast stand-in for it, and
 counting how many generations run at once.
 
-`QuotingModel` answers like the packaged model does (the JSON reply the grammar allows), quoting the
-sentence of passage [1] that shares most words with the question, after `seconds` per answer, one
+`QuotingModel` answers like the packaged model does (the reply the grammar allows), picking and quoting
+the shown sentence that shares most words with the question, after `seconds` per answer, one
 answer at a time as `LlamaGenerator` does. With it, a run exercises the server, retrieval, the real
 embedder and the citation checks, everything but llama.cpp, in minutes instead of hours.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -17,7 +16,7 @@ import time
 from qa.models import PACKAGED_MODELS
 
 _WORD = re.compile(r"\w+")
-_PASSAGE = re.compile(r"^\[(\d+)\] (.*)$", re.MULTILINE)
+_SENTENCE = re.compile(r"^\[(\d+)\] (.*)$", re.MULTILINE)
 
 
 def model_name(name: str) -> str | None:
@@ -43,15 +42,14 @@ class QuotingModel:
             yield from self._complete(messages[-1]["content"])
 
     def _complete(self, prompt: str):
-        passages = dict(_PASSAGE.findall(prompt))
+        sentences = dict(_SENTENCE.findall(prompt))
         asked = re.search(r"^Question: (.+)$", prompt, re.MULTILINE)
-        if "1" not in passages or not asked:  # the warm-up
-            yield json.dumps({"passage": 1, "quote": "", "answer": ""})
+        if not sentences or not asked:  # the warm-up
+            yield "Evidence: none"
             return
         words = set(_WORD.findall(asked[1].lower()))
-        sentences = re.split(r"(?<=[.!?])\s+", passages["1"])
-        best = max(sentences, key=lambda s: len(words & set(_WORD.findall(s.lower()))))
-        reply = json.dumps({"passage": 1, "quote": best, "answer": best}, ensure_ascii=False)
+        n = max(sentences, key=lambda i: len(words & set(_WORD.findall(sentences[i].lower()))))
+        reply = f"Evidence: {n}\n[{n}] {sentences[n]}"
         pieces = [reply[i:i + 8] for i in range(0, len(reply), 8)]
         for piece in pieces:
             if self.seconds:

@@ -39,7 +39,7 @@ def start_server(model: Path, context: int, threads: int, log: Path) -> tuple[su
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+    command = [sys.executable, "-m", "qa.native", "server", "--model", str(model), "--host", "127.0.0.1",
                "--port", str(port), "--n_ctx", str(context), "--n_threads", str(threads),
                "--n_threads_batch", str(threads), "--verbose", "False"]
     print("starting:", " ".join(command), flush=True)

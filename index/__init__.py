@@ -18,6 +18,7 @@ from .errors import (
     RejectedFile,
 )
 from .ingest import ingest, writing
+from .filters import SearchFilter
 from .keyword import KeywordIndex
 from .loading import iter_files, load_file
 from .store import Store
@@ -26,7 +27,7 @@ from .types import Chunk, Document, DocumentInfo, IngestReport, Passage, Rejecti
 __all__ = [
     "Chunk", "ChunkingParams", "CorruptIndexError", "Document", "DocumentInfo", "Embedder",
     "IndexMismatchError", "IndexNotFoundError", "IndexWriteError", "IngestReport", "InputError", "KeywordIndex",
-    "ModelError", "Passage", "QAError", "Rejection", "RejectedFile", "SentenceTransformerEmbedder",
+    "ModelError", "Passage", "QAError", "Rejection", "RejectedFile", "SearchFilter", "SentenceTransformerEmbedder",
     "Store", "chunk_document", "default_embedder", "ingest", "iter_files", "load_file", "split_sentences",
     "writing",
 ]

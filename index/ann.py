@@ -111,6 +111,27 @@ def all_vectors(index) -> np.ndarray:
     return out
 
 
+def search_rows(index, query: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The best `k` of `rows` (sorted row numbers) for one query, as FAISS's (scores, rows) arrays.
+
+    Flat: the allowed vectors are scored directly (exact, and cheaper than a selector for few rows).
+    IVF: a FAISS ID selector, with more cells probed the fewer rows are allowed, so that a narrow
+    filter still finds `k` of them.
+    """
+    import faiss
+
+    if k <= 0 or not len(rows):
+        return np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
+    if isinstance(index, faiss.IndexFlat):
+        scores = all_vectors(index)[rows] @ query[0]
+        top = np.argsort(-scores, kind="stable")[:k]
+        return scores[top][None, :], rows[top][None, :]
+    share = len(rows) / max(index.ntotal, 1)
+    params = faiss.SearchParametersIVF(sel=faiss.IDSelectorBatch(rows.astype(np.int64)),
+                                       nprobe=min(index.nlist, int(np.ceil(index.nprobe / max(share, 1e-9)))))
+    return index.search(query, k, params=params)
+
+
 def remove_rows(index, rows: np.ndarray) -> None:
     """Drop `rows` and renumber the rest so that ids stay 0..n-1 in the same order."""
     import faiss

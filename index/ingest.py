@@ -1,8 +1,11 @@
 """Bring an index up to date with files on disk: load, chunk, embed, save, in a stream of groups.
 
-A document is known by its source path (resolved, absolute). Unchanged files cost a hash and no
-embedding; changed files are re-embedded; an exact copy of an indexed text under another name is
-recorded as a duplicate, not indexed twice. Bad files are reported, never fatal.
+A document is known by its source: a file's resolved absolute path, a web article's URL, or an
+archive row ("<archive>#L<line>" when the row has no URL); index/sources.py turns the inputs into
+articles. Unchanged files cost a hash and no embedding; changed files are re-embedded; a feed entry
+whose link is indexed is not downloaded again (unless the feed says it was updated since); an exact
+copy of an indexed text under another name is recorded as a duplicate, not indexed twice. Bad
+files, rows and links are reported, never fatal.
 
 Files are read and chunked one by one and embedded in groups of about `group_chunks` passages, each
 group added to the store once embedded: besides the index itself, memory holds one group. The
@@ -30,7 +33,10 @@ from tqdm.auto import tqdm
 from .chunking import ChunkingParams, chunk_document
 from .embedding import Embedder, default_embedder
 from .errors import IndexMismatchError, InputError, ModelError, RejectedFile
-from .loading import SUPPORTED_SUFFIXES, iter_files, load_file
+from .archives import ArchiveFields
+from .fetch import FetchPolicy
+from .loading import ARTICLE_SUFFIXES, SUPPORTED_SUFFIXES
+from .sources import Pending, check_inputs, pending, source_file
 from .store import Store
 from .types import Chunk, Document, IngestReport, Rejection
 
@@ -68,6 +74,8 @@ def ingest(
     checkpoint_seconds: float = 60.0,
     checkpoint_chunks: int | None = None,
     ann_threshold: int | None = None,
+    fields: ArchiveFields | None = None,
+    fetch: FetchPolicy | None = None,
 ) -> IngestReport:
     """Add the articles under `paths` to the index in `index_dir`, creating it if needed.
 
@@ -77,15 +85,20 @@ def ingest(
     Passages are embedded `batch_size` at a time in groups of about `group_chunks`. The index is
     saved at least `checkpoint_seconds` apart (longer when saving gets slow), and also whenever
     `checkpoint_chunks` passages were embedded since the last save, if given. `ann_threshold`: see
-    `Store.create`.
+    `Store.create`. `paths` may hold http(s) URLs (feeds or article pages, downloaded under `fetch`'s
+    limits); `fields` names the fields of JSON Lines and CSV archives; `fetch` says whether the links of
+    feed entries that hold only a summary are downloaded (off by default).
     """
     started = time.perf_counter()
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not paths:
         raise InputError("no files or folders given to ingest")
-    files = list(iter_files(paths))
-    if not files:
+    urls, files = check_inputs(paths)
+    if not urls and not files:
         raise InputError(f"no {' '.join(SUPPORTED_SUFFIXES)} files in {', '.join(map(str, paths))}")
+    # A count known up front only when every input is one article.
+    total = len(files) if not urls and all(f.suffix.lower() in ARTICLE_SUFFIXES for f in files) else None
+    items = pending(urls, files, fields or ArchiveFields(), fetch or FetchPolicy())
 
     with writing(index_dir):
         embedder = embedder or default_embedder()
@@ -101,12 +114,12 @@ def ingest(
         run = _Run(store, embedder, batch_size, checkpoint_seconds, checkpoint_chunks, unsaved=rebuild,
                    keyword_index_missing=len(store) > 0 and not store.has_keyword_index)  # e.g. after a Ctrl-C
         try:
-            with tqdm(total=len(files), desc="indexing", unit="file", disable=not progress) as bar:
-                for number, path in enumerate(files, 1):
-                    if not run.scan(path):
+            with tqdm(total=total, desc="indexing", unit="article", disable=not progress) as bar:
+                for number, item in enumerate(items, 1):
+                    if not run.scan(item):
                         bar.update(1)  # nothing to embed: done
                     if run.group.chunks >= group_chunks:  # no checkpoint right before the final save
-                        run.flush(bar, checkpoint=number < len(files))
+                        run.flush(bar, checkpoint=total is None or number < total)
                 run.flush(bar, checkpoint=False)
                 if prune:  # after adding, so that a moved file becomes the new home of its text, not a re-embed
                     run.prune()
@@ -159,16 +172,19 @@ class _Run:
     saves: int = 0
     save_seconds: float = 0.0
 
-    def scan(self, path: Path) -> bool:
-        """Load and chunk one file into the group (True), or count it as unchanged, duplicate or rejected."""
-        source = str(path.resolve())
+    def scan(self, item: Pending) -> bool:
+        """Load and chunk one article into the group (True), or count it as unchanged, duplicate or rejected."""
+        source = item.source
+        known = self.store.document_for(source)
+        if not item.worth_loading(known):
+            self.counts["unchanged"] += 1   # a web article already indexed: not downloaded again
+            return False
         try:
-            doc = load_file(source)
+            doc = item.load()
         except RejectedFile as e:
             log.warning("skipped %s", e)
             self.rejected.append(Rejection(e.source, e.reason))
             return False
-        known = self.store.document_for(source)
         if known is not None and known.sha256 == doc.sha256:
             self.counts["unchanged"] += 1
             return False
@@ -214,7 +230,8 @@ class _Run:
     def prune(self) -> None:
         for info in self.store.documents():
             for source in (info.source, *info.also_at):
-                if not Path(source).exists():
+                path = source_file(source)   # web articles stay: a page gone from a feed is still news
+                if path is not None and not path.exists():
                     self.counts["removed"] += self._change(self.store.remove_source, source)
 
     def _checkpoint_due(self) -> bool:

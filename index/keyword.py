@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import names
+
 log = logging.getLogger(__name__)
 
 
@@ -43,7 +45,8 @@ def _file_names(prefix: str) -> dict[str, str]:
                               ("params", "json"))}
 
 
-def _tokenize(texts: list[str]) -> list[list[str]]:
+def tokenize(texts: list[str]) -> list[list[str]]:
+    """The terms BM25 sees in each text: lowercased words, English stopwords dropped, stemmed."""
     return _bm25s().tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
 
 
@@ -53,10 +56,11 @@ class KeywordIndex:
     def __init__(self) -> None:
         self._bm25 = None
         self._size = 0
+        self._vocabulary: names.Vocabulary | None = None   # folded terms, built on the first fuzzy query
 
     def build(self, texts: list[str]) -> KeywordIndex:
         self._size = len(texts)
-        tokens = _tokenize(list(texts)) if texts else []
+        tokens = tokenize(list(texts)) if texts else []
         self._bm25 = None
         if any(tokens):  # bm25s cannot index a corpus without a single word
             self._bm25 = _bm25s().BM25()
@@ -84,15 +88,47 @@ class KeywordIndex:
             raise ValueError(f"the keyword index holds {index._bm25.scores['num_docs']} passages, not {size}")
         return index
 
-    def search(self, query: str, k: int = 5) -> list[tuple[int, float]]:
-        """Rows of the best `k` texts sharing a word with the query; only positive scores."""
-        if self._bm25 is None or k <= 0 or not query.strip():
+    def query_terms(self, query: str, fuzzy_names: bool = False) -> list[str]:
+        """The index terms a query searches for; with `fuzzy_names`, also the index's spellings of its names.
+
+        Fuzzy matching (index/names.py) applies to the words written as names and to long words the
+        index does not hold; known abbreviations ("US") are spelled out first.
+        """
+        if self._bm25 is None or not query.strip():
             return []
         vocab = self._bm25.vocab_dict
-        terms = [t for t in _tokenize([query])[0] if t and t in vocab]
+        if not fuzzy_names:
+            return list(dict.fromkeys(t for t in tokenize([query])[0] if t in vocab))
+        terms = [t for t in tokenize([names.spell_out(query)])[0] if t]
+        name_terms = {t for ts in tokenize(names.written_as_names(query)) for t in ts}
+        if self._vocabulary is None:
+            self._vocabulary = names.Vocabulary(vocab)
+        expanded = names.expand(terms, self._vocabulary, fuzzy=name_terms | {t for t in terms if t not in vocab and len(t) >= names.MIN_UNKNOWN})
+        return [t for t in expanded if t in vocab]
+
+    def idf(self, terms: list[str]) -> dict[str, float]:
+        """BM25's inverse document frequency of each index term: how much finding it tells."""
+        if self._bm25 is None:
+            return {}
+        ids = self._bm25.get_tokens_ids(terms)
+        frequency = np.diff(self._bm25.scores["indptr"])[ids]
+        n = self._size
+        return {t: float(np.log(1 + (n - f + 0.5) / (f + 0.5))) for t, f in zip(terms, frequency)}
+
+    def search(self, query: str, k: int = 5, *, fuzzy_names: bool = False,
+               rows: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Rows of the best `k` texts sharing a term with the query; only positive scores.
+
+        `rows`: a boolean mask over the texts; only those where it is True are returned.
+        """
+        if self._bm25 is None or k <= 0:
+            return []
+        terms = self.query_terms(query, fuzzy_names)
         if not terms:
             return []
         scores = self._bm25.get_scores(terms)
+        if rows is not None:
+            scores = np.where(rows, scores, 0.0)
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]

@@ -2,8 +2,10 @@
 
 A file is either loaded whole or rejected with a reason a user can act on (`RejectedFile`); nothing
 here guesses silently past a bad file. Plain text and Markdown are decoded (UTF-8 first, then
-whatever charset-normalizer finds) with newlines normalized; HTML goes through trafilatura.
-Markdown is kept as written: no rendering, only a `#` in front of the headline is dropped.
+whatever charset-normalizer finds) with newlines normalized; HTML goes through trafilatura, PDF
+through index/pdf.py. Markdown is kept as written: no rendering, only a `#` in front of the headline
+is dropped. Every source (files here, feeds, archives, web pages) makes its `Document` with
+`to_document`, which drops page furniture (index/cleaning.py) and settles the title and date.
 
 Files come from users and from folders anyone may have put things in, so: a file over the size
 limit (`QA_MAX_FILE_MB`, 20 MB by default: a news article is a few kB) is rejected from its size
@@ -22,6 +24,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from .cleaning import clean_article
 from .errors import InputError, RejectedFile
 from .types import Document
 
@@ -29,7 +32,11 @@ log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES
+PDF_SUFFIXES = (".pdf",)
+FEED_SUFFIXES = (".rss", ".atom", ".xml")            # index/feeds.py reads them
+ARCHIVE_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv")   # index/archives.py streams them
+ARTICLE_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + PDF_SUFFIXES   # one file, one article: `load_file`
+SUPPORTED_SUFFIXES = ARTICLE_SUFFIXES + FEED_SUFFIXES + ARCHIVE_SUFFIXES
 DEFAULT_MAX_BYTES = 20_000_000   # QA_MAX_FILE_MB overrides it
 TITLE_CHARS = 90
 HEADER_CHARS = 300
@@ -135,7 +142,7 @@ def load_file(path: str | os.PathLike[str], max_bytes: int | None = None) -> Doc
         return RejectedFile(source, reason)
 
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
+    if suffix not in ARTICLE_SUFFIXES:
         raise reject(f"unsupported file type {suffix or '(no extension)'}; "
                      f"supported: {' '.join(SUPPORTED_SUFFIXES)}")
     try:
@@ -150,22 +157,61 @@ def load_file(path: str | os.PathLike[str], max_bytes: int | None = None) -> Doc
     if suffix in HTML_SUFFIXES:
         if b"\x00" in data:
             raise reject("binary file (contains NUL bytes), not HTML")
-        text, title, date = _extract_html(data)
+        text, title, date = extract_html(data)
+    elif suffix in PDF_SUFFIXES:
+        from .pdf import pdf_text
+
+        text, title, date = pdf_text(data, reject)
     else:
         text, title, date = _decode(data, reject), None, None
-    text = _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     if not text.strip():
         raise reject("no article text found in the page" if suffix in HTML_SUFFIXES
                      else "contains only whitespace")
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return to_document(text, source, title=title, date=date, fallback_title=path.stem)
+
+
+def to_document(text: str, source: str, *, title: str | None = None, date: str | None = None,
+                fallback_title: str = "") -> Document:
+    """The `Document` of an article's text from any source: cleaned, with its headline and date.
+
+    `title` and `date` are what the source's metadata says (a feed entry, an archive row, a page's
+    meta tags); without them the headline and the dateline's or header's date are taken from the
+    text. Raises `RejectedFile` when nothing is left once page furniture is dropped.
+    """
+    text = _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    cleaned = clean_article(text)
+    if not cleaned.text.strip():
+        raise RejectedFile(source, "no article text: empty, or only datelines, bylines and links")
+    digest = hashlib.sha256(cleaned.text.encode("utf-8")).hexdigest()
     return Document(
         doc_id=digest[:16],
         source=source,
-        title=title or headline(text) or path.stem,
-        date=date or header_date(text),
-        text=text,
+        title=_CONTROLS.sub("", " ".join((title or "").split()))[:300] or headline(cleaned.text) or fallback_title,
+        date=iso_date(date) or cleaned.date or header_date(text),
+        text=cleaned.text,
         sha256=digest,
     )
+
+
+def iso_date(value: object) -> str | None:
+    """An ISO date (YYYY-MM-DD) from what feeds and archives write: ISO 8601, RFC 822, "March 2, 2024"."""
+    if value is None:
+        return None
+    text = str(value).strip()[:100]
+    if not text:
+        return None
+    if re.fullmatch(r"\d{9,10}(\.\d+)?", text):  # a Unix timestamp
+        try:
+            return dt.datetime.fromtimestamp(float(text), dt.timezone.utc).date().isoformat()
+        except (OverflowError, OSError, ValueError):
+            return None
+    try:
+        from email.utils import parsedate_to_datetime
+
+        return parsedate_to_datetime(text).date().isoformat()
+    except (TypeError, ValueError, IndexError):
+        pass
+    return header_date(text)
 
 
 def _read_at_most(path: Path, max_bytes: int, reject: Callable[[str], RejectedFile]) -> bytes:
@@ -260,7 +306,7 @@ def _reads_as_western(text: str) -> bool:
             and not ("ø" in accented and accented & set("ìòùèï")))
 
 
-def _extract_html(data: bytes) -> tuple[str, str | None, str | None]:
+def extract_html(data: bytes) -> tuple[str, str | None, str | None]:
     """Article text, title and date of a page; falls back to all visible text for odd pages."""
     import trafilatura
 

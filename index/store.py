@@ -43,6 +43,7 @@ from .chunking import ChunkingParams
 from .embedding import Embedder
 from .errors import CorruptIndexError, IndexMismatchError, IndexNotFoundError, IndexWriteError, QAError
 from .files import fsync as _fsync
+from .filters import SearchFilter
 from .files import sha256_file as _sha256_file
 from .keyword import KeywordIndex
 from .types import Chunk, Document, DocumentInfo, Passage
@@ -99,6 +100,7 @@ class Store:
         self._keyword: KeywordIndex | None = None
         self._rows: dict[str, int] | None = None          # passage id -> row
         self._by_source: dict[str, str] | None = None     # source (also duplicates) -> doc_id
+        self._masks: dict[SearchFilter, np.ndarray] = {}   # passages each recent filter allows
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -238,29 +240,60 @@ class Store:
         return (f"Store({str(self.index_dir)!r}, {len(self._docs)} documents, {len(self)} passages, "
                 f"generation {self.generation})")
 
-    def search(self, query: str, k: int = 5) -> list[Passage]:
-        """The `k` passages closest in meaning to `query`; score is the cosine similarity."""
+    def search(self, query: str, k: int = 5, filters: SearchFilter | None = None) -> list[Passage]:
+        """The `k` passages closest in meaning to `query` (among those `filters` allows); score is the cosine."""
         if not query.strip() or k <= 0 or not self._chunks:
             return []
-        return self.search_vector(self.embedder.embed([query])[0], k)
+        return self.search_vector(self.embedder.embed([query])[0], k, filters)
 
-    def search_vector(self, vector: np.ndarray, k: int = 5) -> list[Passage]:
+    def search_vector(self, vector: np.ndarray, k: int = 5, filters: SearchFilter | None = None) -> list[Passage]:
         if k <= 0 or not self._chunks:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
         if query.shape[1] != self.dim:
             raise ValueError(f"query vector has {query.shape[1]} dimensions, the index {self.dim}")
-        scores, rows = self._vectors.search(query, min(k, len(self._chunks)))
+        allowed = self.allowed_rows(filters)
+        if allowed is None:
+            scores, rows = self._vectors.search(query, min(k, len(self._chunks)))
+        else:
+            scores, rows = ann.search_rows(self._vectors, query, min(k, int(allowed.sum())), np.flatnonzero(allowed))
         return [self._passage(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+
+    def allowed_rows(self, filters: SearchFilter | None) -> np.ndarray | None:
+        """A boolean mask over passages: those of the articles `filters` allows; None for no filter."""
+        if not filters:
+            return None
+        with self._lock:
+            if filters not in self._masks:
+                allowed = {d.doc_id for d in self._docs.values() if filters.allows(d)}
+                if len(self._masks) > 32:
+                    self._masks.clear()
+                self._masks[filters] = np.fromiter((c.doc_id in allowed for c in self._chunks), dtype=bool,
+                                                   count=len(self._chunks))
+            return self._masks[filters]
+
+    def count(self, filters: SearchFilter | None = None) -> int:
+        """How many articles `filters` allows (all of them for no filter)."""
+        return sum(1 for d in self._docs.values() if not filters or filters.allows(d))
 
     @property
     def has_keyword_index(self) -> bool:
         """Whether the BM25 index is in memory, loaded with the index or built since the last change."""
         return self._keyword is not None
 
-    def keyword_search(self, query: str, k: int = 5) -> list[Passage]:
-        """The `k` best BM25 matches for `query`'s words; passages sharing no word are left out."""
-        return [self._passage(row, score) for row, score in self._keyword_index().search(query, k)]
+    def keyword_search(self, query: str, k: int = 5, filters: SearchFilter | None = None, *,
+                       fuzzy_names: bool = False) -> list[Passage]:
+        """The `k` best BM25 matches for `query`'s words; passages sharing no word are left out.
+
+        `fuzzy_names`: also search the index's spellings of the names in `query` (index/names.py).
+        """
+        found = self._keyword_index().search(query, k, fuzzy_names=fuzzy_names, rows=self.allowed_rows(filters))
+        return [self._passage(row, score) for row, score in found]
+
+    def query_terms(self, query: str, fuzzy_names: bool = False) -> dict[str, float]:
+        """The index terms keyword search looks for in `query`, each with its idf (how rare it is)."""
+        index = self._keyword_index()
+        return index.idf(index.query_terms(query, fuzzy_names))
 
     def _keyword_index(self) -> KeywordIndex:
         """The BM25 index as loaded, or built now (a while for a large store) if it was not saved."""
@@ -371,6 +404,7 @@ class Store:
 
     def _changed(self, search: bool = True) -> None:
         self._by_source = None
+        self._masks = {}
         if search:
             self._keyword = self._rows = None
 

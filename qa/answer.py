@@ -31,8 +31,9 @@ class Timings:
 
     retrieval: float = 0.0
     prompt: float = 0.0        # fitting the passages to the context window (token counting included)
-    first_token: float = 0.0   # the first token the model produced (its reply starts with the quote)
-    first_text: float = 0.0    # the first character of the answer itself, as a reader sees it stream
+    first_token: float = 0.0   # the first token the model produced (its reply starts with the evidence ids)
+    first_text: float = 0.0    # the first thing a reader sees of the answer: its evidence, or its text
+    evidence: float = 0.0      # the model had picked its evidence
     llm: float = 0.0           # inside the model call, prompt processing included
     check: float = 0.0         # checking the reply against the passages
     total: float = 0.0
@@ -40,10 +41,44 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class AnswerSentence:
+    """One sentence of an answer and the numbers of the citations it rests on."""
+
+    text: str
+    citations: tuple[int, ...]
+    quoted: bool = False     # the words of the cited sentence itself
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A sentence of an article, as shown while an answer is being written."""
+
+    title: str
+    source: str
+    date: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Searched:
+    """Streamed first: the articles being read for the answer."""
+
+    titles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Streamed when the model has picked the sentences it will answer from (none: the articles don't say)."""
+
+    quotes: tuple[Quote, ...]
+
+
+@dataclass(frozen=True)
 class Answer:
     question: str
-    text: str                              # with [n] markers; on a refusal, a plain statement saying so
+    text: str                              # the sentences with [n] markers; on a refusal, a statement saying so
     citations: tuple[Citation, ...] = ()
+    sentences: tuple[AnswerSentence, ...] = ()   # the answer as structured sentences (empty on a refusal)
     refused: bool = False
     passages: tuple[Passage, ...] = ()     # what was shown to the model: "what was searched"
     timings: Timings = field(default_factory=Timings)

@@ -1,8 +1,9 @@
 """The assistant: a question in, an answer out whose every claim is cited, or an honest refusal.
 
-One question goes through: cleaning and checking the question, retrieval (`retrieval.py`), a prompt
-trimmed to the context window (`prompt.py`), one constrained generation (`llm.py`), and the citation
-check (`citations.py`). The collaborators are passed in (a `Store`, a `Generator`), so tests run with
+One question goes through: cleaning and checking the question, retrieval (`retrieval.py`), the
+retrieved passages shown as numbered sentences in a prompt trimmed to the context window
+(`prompt.py`), one constrained generation that picks the evidence and then writes the answer
+(`llm.py`), and the checks of every answer sentence against the sentences it cites (`grounding.py`). The collaborators are passed in (a `Store`, a `Generator`), so tests run with
 fakes and the CLI, the UI and the Python API share one loaded model per process.
 """
 
@@ -17,11 +18,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from index import (Embedder, IngestReport, InputError, Passage, Store, default_embedder, ingest,
-                   split_sentences, writing)
+from index import Embedder, IngestReport, InputError, Passage, SearchFilter, Store, default_embedder, ingest, writing
 
-from . import citations, injection, prompt
-from .answer import Answer, Citation, Timings
+from . import grounding, prompt
+from .answer import Answer, AnswerSentence, Citation, Evidence, Quote, Searched, Timings
 from .config import Settings
 from .llm import Generator, LlamaGenerator
 from .retrieval import retrieve, standalone_query
@@ -29,19 +29,10 @@ from .retrieval import retrieve, standalone_query
 log = logging.getLogger(__name__)
 
 REFUSAL = "The articles don't say: none of the passages I found answers this question."
-MIN_RELEVANCE = 0.67  # share of the question's content words a quoted sentence must contain
 History = Sequence[tuple[str, str]]
-
-# Phrases a model uses when it has nothing to say; such a reply is a refusal, whatever it cites.
-_NOTHING = re.compile(
-    r"\b(not (mentioned|stated|specified|provided|given|say|said|known|available|found|clear)|"
-    r"no (information|mention|details?)|does not (say|mention|specify|state|provide)|"
-    r"do not (say|mention|specify|state|provide)|unknown|cannot be determined)\b", re.IGNORECASE)
 
 _INVISIBLE = {"Cf", "Co", "Cs", "Cn"}
 _SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")  # variation selectors
-
-_YES_NO = re.compile(r"^(?:yes|no)\s*[,.;:!\u2013\u2014-]\s*", re.IGNORECASE)
 
 _generators: dict[tuple, Generator] = {}
 _generators_lock = threading.Lock()
@@ -149,70 +140,89 @@ class Assistant:
     def warm_up(self) -> None:
         """Load the embedder and put the fixed system prompt in the model's KV cache, before the first user."""
         self.store.search("warm up", 1)
-        messages = prompt.build_messages("warm up", [], ())
+        messages = prompt.build_messages("warm up", [], [])
         stream = self.generator.generate(messages, max_tokens=1)
         next(iter(stream), None)
         if hasattr(stream, "close"):
             stream.close()
 
-    def search(self, query: str, k: int | None = None) -> list[Passage]:
-        return retrieve(self.store, query, k or self.settings.passages)
+    def search(self, query: str, k: int | None = None, filters: SearchFilter | None = None) -> list[Passage]:
+        return retrieve(self.store, query, k or self.settings.passages, filters=filters)
 
     # -- answering -------------------------------------------------------------------------------------
 
-    def ask(self, question: str, history: History = ()) -> Answer:
+    def ask(self, question: str, history: History = (), filters: SearchFilter | None = None, *,
+            passages: int | None = None) -> Answer:
+        """Answer `question` (after the (question, answer) turns of `history`) from `passages` passages of
+        the articles that pass `filters`."""
         answer = None
-        for event in self.stream(question, history):
+        for event in self.stream(question, history, filters, passages=passages):
             if isinstance(event, Answer):
                 answer = event
         assert answer is not None
         return answer
 
-    def stream(self, question: str, history: History = ()) -> Iterator[str | Answer]:
-        """Yield the answer's text as the model writes it, then the checked `Answer` (which may differ)."""
+    def stream(self, question: str, history: History = (), filters: SearchFilter | None = None, *,
+               passages: int | None = None) -> Iterator[str | Searched | Evidence | Answer]:
+        """Yield what a reader can be shown as it happens: the articles being read (`Searched`), the sentences
+        the model picked (`Evidence`), the answer's text as the model writes it (str), and last the checked
+        `Answer`, which may differ from the text streamed. `filters`: only articles of that date range and
+        those sources are searched."""
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         history = [(clean_question(q, 10 * self.settings.max_question_chars), visible_text(a))
                    for q, a in history][-3:]
+        k = replace(self.settings, passages=passages).checked().passages if passages else self.settings.passages
         with self._store_lock:
             store = self.store
-        passages = retrieve(store, standalone_query(question, history), self.settings.passages)
+        if filters and not store.count(filters):
+            raise InputError(f"no article in the index is {filters.describe()}; `qa index-info` lists the "
+                             "articles with their dates and files")
+        found = retrieve(store, standalone_query(question, history), k, filters=filters)
         retrieved = time.perf_counter()
-        if not passages:
+        if not found:
             yield Answer(question, "The index holds no articles yet: add some with `qa ingest PATH`.",
                          refused=True, timings=Timings(retrieval=retrieved - started, total=retrieved - started))
             return
+        yield Searched(tuple(dict.fromkeys(p.title for p in found)))
 
-        messages, passages, notes = self._fit(question, passages, history)
+        messages, shown, sentences, notes = self._fit(question, found, history, store.embedder.embed)
         tokens = self.generator.count_tokens(messages)
         prompted = time.perf_counter()
-        reader = prompt.AnswerStream()
-        first = first_text = None
+        reader = prompt.ReplyStream()
+        first = first_text = picked = None
         llm_start = time.perf_counter()
         for piece in self.generator.generate(messages, max_tokens=self.settings.max_tokens,
-                                             grammar=prompt.grammar(len(passages))):
-            if first is None:
-                first = time.perf_counter()
-            visible = reader.feed(piece)
-            if visible:
+                                             grammar=prompt.grammar(len(sentences))):
+            first = first or time.perf_counter()
+            ids, text = reader.feed(piece)
+            if ids is not None:
+                picked = time.perf_counter()
+                quotes = _quotes(ids, sentences, shown)
+                if quotes:
+                    first_text = first_text or picked
+                    yield Evidence(quotes)
+            if text:
                 first_text = first_text or time.perf_counter()
-                yield visible
+                yield text
         done = time.perf_counter()
         log.debug("model reply: %s", reader.raw)
-        answer = self._finish(question, prompt.parse_reply(reader.raw), passages, store)
+        answer = self._answer(question, prompt.parse_reply(reader.raw), shown, sentences)
         finished = time.perf_counter()
         yield replace(answer, notes=tuple(notes) + answer.notes, timings=Timings(
             retrieval=retrieved - started, prompt=prompted - retrieved, first_token=(first or done) - started,
-            first_text=(first_text or done) - started, llm=done - llm_start, check=finished - done,
-            total=finished - started, prompt_tokens=tokens))
+            first_text=(first_text or finished) - started, evidence=(picked or done) - started,
+            llm=done - llm_start, check=finished - done, total=finished - started, prompt_tokens=tokens))
 
-    def _fit(self, question: str, passages: list[Passage], history: History):
-        """Messages that fit the context window: the lowest-ranked passages go first, then the history."""
+    def _fit(self, question: str, passages: list[Passage], history: History, embed):
+        """Messages that fit the context window, showing the sentences of `passages` most about the question:
+        the lowest-ranked passages go first, then the history."""
         budget = self.generator.context_size - self.settings.max_tokens
         shown = list(passages)
         for earlier in (history, ()):
             while True:
-                messages = prompt.build_messages(question, shown, earlier)
+                sentences = prompt.choose_sentences(question, prompt.number_sentences(shown), embed)
+                messages = prompt.build_messages(question, shown, sentences, earlier)
                 fits = self.generator.count_tokens(messages) <= budget
                 if fits or len(shown) == 1:
                     break
@@ -226,103 +236,57 @@ class Assistant:
         notes = []
         if len(shown) < len(passages):
             notes.append(f"{len(passages) - len(shown)} lower-ranked passage(s) left out to fit the context window")
-        return messages, shown, notes
+        return messages, shown, sentences, notes
 
-    def _finish(self, question: str, reply: prompt.Reply, passages: list[Passage], store: Store) -> Answer:
-        refusal = Answer(question, REFUSAL, refused=True, passages=tuple(passages))
-        if not reply.answer.strip() or _NOTHING.search(reply.answer):
-            return refusal
-        # Text written to the model (an injected instruction, a fake chat turn, markup) backs no claim and
-        # is no quote: the checks below see the passages without it; the citations show them whole.
-        originals, passages = passages, [injection.without_instructions(p) for p in passages]
-        # "Yes, Serbia has refused to join…": the statement can be checked against the passage, the
-        # yes or no cannot (and small models get it backwards), so the statement answers alone.
-        answer = _YES_NO.sub("", reply.answer.strip())
-        answer = answer[:1].upper() + answer[1:]
-        # The quote says where the answer came from better than the number does: small models often
-        # copy the right words but name the passage next to them.
-        chosen = reply.passage - 1 if 1 <= reply.passage <= len(passages) else 0
-        holder = _passage_with(reply.quote, passages, prefer=chosen)
-        quote_span = citations.find_quote(reply.quote, passages[holder])
-        quoted = quote_span and _text_at(passages[holder], *citations.sentence_around(passages[holder], *quote_span))
-        if quoted and citations.date_conflict(question, quoted):
-            # The model read the sentence about another month or year: its answer goes with it, and
-            # the sentence about the one asked, if the passage has one, takes its place.
-            quote_span, answer = _sentence_on_date(question, passages[holder]), ""
-        elif citations.date_conflict(question, answer):
-            answer = ""
-        checked = citations.check(f"{answer} [{holder + 1}]", passages, question) if answer else []
-        grounded = [c for c in checked if holder in c.sources]
-
-        candidates = []
-        if grounded:
-            candidates.append((grounded, quote_span, False))
-        if quote_span:
-            # The model found the right words but paraphrased them wrongly (or added a detail from
-            # nowhere): answer with the sentence it quoted, verbatim, if that sentence is about the question.
-            lo, hi = citations.sentence_around(passages[holder], *quote_span)
-            sentence = _text_at(passages[holder], lo, hi)
-            if citations.relevance(question, sentence) >= MIN_RELEVANCE:
-                sentence = " ".join(sentence.split()).rstrip(".")
-                if not any(mark in sentence for mark in "“”\""):
-                    sentence = f"“{sentence}”"  # verbatim words are shown as a quotation
-                candidates.append(([citations.Cited(sentence, (holder,))], (lo, hi), True))
-        if checked and not grounded:
-            candidates.append((checked, None, False))
-
-        for cited, span, verbatim in candidates:
-            text, order = citations.render(cited)
-            # An address in an answer is what an injected "reply with this link" wants: only a sentence of
-            # the passage, quoted word for word, may carry one (and never from text hidden above).
-            if not verbatim and injection.urls(text):
-                log.info("not answering with %r: an address only stands in a quotation", text)
-                continue
-            shown = [originals[i] for i in order]
-            articles = " ".join(store.document(doc_id).text for doc_id in dict.fromkeys(p.doc_id for p in shown))
-            missing = citations.missing_names(question, articles)
-            if missing:
-                log.info("not answering with %r: the cited articles never mention %s", text, ", ".join(missing))
-                continue
-            spans = [span if span and i == holder else (p.start, p.end) for i, p in zip(order, shown)]
-            result = tuple(_citation(n, p, spans[n - 1]) for n, p in enumerate(shown, 1))
-            return Answer(question, text, result, refused=False, passages=tuple(originals))
-        return refusal
+    def _answer(self, question: str, reply: prompt.Reply, passages: list[Passage],
+                sentences: list[prompt.Sentence]) -> Answer:
+        """The checked claims of the reply as an answer with numbered citations, or a refusal."""
+        claims = grounding.ground(reply, question, sentences, passages)
+        if not claims:
+            return Answer(question, REFUSAL, refused=True, passages=tuple(passages))
+        by_id = {s.id: s for s in sentences}
+        numbers: dict[int, int] = {}   # sentence id -> citation number, in order of first use
+        for claim in claims:
+            for i in claim.ids:
+                numbers.setdefault(i, len(numbers) + 1)
+        citations = tuple(_citation(n, passages[by_id[i].passage], by_id[i]) for i, n in numbers.items())
+        structured = tuple(AnswerSentence(_as_shown(c), tuple(numbers[i] for i in c.ids), c.quoted) for c in claims)
+        return Answer(question, render(structured), citations, sentences=structured, refused=False,
+                      passages=tuple(passages))
 
 
-def _text_at(passage: Passage, start: int, end: int) -> str:
-    """The words of `passage` between two article offsets."""
-    return passage.text[start - passage.start:end - passage.start]
+def render(sentences: Sequence[AnswerSentence]) -> str:
+    """The answer as text: each sentence followed by its citation markers, before its final stop."""
+    out = []
+    for s in sentences:
+        body = s.text.rstrip()
+        end = body[-1] if body[-1:] in (".", "!", "?") else "."
+        body = body.rstrip(".!?").rstrip()
+        out.append(f"{body} {''.join(f'[{n}]' for n in s.citations)}{end}")
+    return " ".join(out)
 
 
-def _sentence_on_date(question: str, passage: Passage) -> tuple[int, int] | None:
-    """The span (article offsets) of the sentence of `passage` most about the question that names the
-    month or year it asks about; None when no sentence does."""
-    asked = citations.dates_in(question)
-    best, span = MIN_RELEVANCE, None
-    for lo, hi in split_sentences(passage.text):
-        sentence = passage.text[lo:hi]
-        if asked & citations.dates_in(sentence) and not citations.date_conflict(question, sentence):
-            score = citations.relevance(question, sentence)
-            if score >= best:
-                best, span = score, (passage.start + lo, passage.start + hi)
-    return span
+def _as_shown(claim: grounding.Claim) -> str:
+    """A verbatim sentence is shown as a quotation."""
+    if not claim.quoted or any(mark in claim.text for mark in "“”\""):
+        return claim.text
+    return f"“{claim.text.rstrip('.')}”"
 
 
-def _citation(n: int, p: Passage, quote: tuple[int, int]) -> Citation:
+def _quotes(ids: Sequence[int], sentences: Sequence[prompt.Sentence], passages: Sequence[Passage]) -> tuple[Quote, ...]:
+    by_id = {s.id: s for s in sentences}
+    out = []
+    for i in ids:
+        if i in by_id:
+            p = passages[by_id[i].passage]
+            out.append(Quote(p.title, p.source, p.date, by_id[i].text))
+    return tuple(out)
+
+
+def _citation(n: int, p: Passage, sentence: prompt.Sentence) -> Citation:
     return Citation(n=n, passage_id=p.id, doc_id=p.doc_id, source=p.source, title=p.title, date=p.date,
-                    text=p.text, start=p.start, end=p.end, quote_start=quote[0], quote_end=quote[1], score=p.score)
-
-
-def _passage_with(quote: str, passages: Sequence[Passage], prefer: int) -> int:
-    """The position of the passage that contains `quote` (the model's own choice when it does, or on a tie)."""
-    from rapidfuzz import fuzz
-
-    quote = citations.fold(quote.strip())
-    if len(quote) < 8:
-        return prefer
-    scores = [fuzz.partial_ratio(quote, citations.fold(p.text)) for p in passages]
-    best = max(range(len(passages)), key=lambda i: (scores[i], i == prefer))
-    return prefer if scores[prefer] >= scores[best] - 1 or scores[best] < 80 else best
+                    text=p.text, start=p.start, end=p.end, quote_start=sentence.start, quote_end=sentence.end,
+                    score=p.score)
 
 
 def ask(question: str, index_dir: str | Path | None = None, history: History = (), **settings) -> Answer:

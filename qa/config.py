@@ -23,7 +23,7 @@ class Settings:
     passages: int = 4                 # QA_PASSAGES: passages shown to the model per question
     context_size: int = 2048          # QA_CONTEXT: the model's context window, in tokens
     threads: int | None = None        # QA_THREADS: CPU threads for the model; None = all cores
-    max_tokens: int = 160             # longest reply the model may write
+    max_tokens: int = 200             # longest reply the model may write (evidence ids and up to 3 sentences)
     max_question_chars: int = 2000    # longer questions are refused with a message
     # An OpenAI-compatible chat server to use instead of the local model (qa/remote.py); None = local.
     llm_url: str | None = None        # QA_LLM_URL: e.g. http://127.0.0.1:8080 (llama-server, vLLM, Ollama)

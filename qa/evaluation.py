@@ -1,14 +1,23 @@
-"""Scoring the assistant on a question file (the format of shared/eval/README.md).
+"""Scoring the assistant on question files (the format of shared/eval/README.md).
 
-Every metric the README lists is computed from real answers: accuracy, citation precision and
-coverage, refusals, retrieval hit@k (for the fused retrieval the assistant uses, and for dense and
-keyword search alone), plus latency percentiles and the share of time spent outside the model.
+Every metric the README lists is computed from real answers: accuracy (`expect_any`, and every group
+of `expect_all`), fact recall, citation precision and coverage, multi-source answers (`min_sources`),
+refusals, retrieval hit@k for the passages the model reads and for wider nets (fused, dense and
+keyword search), and latency: the first thing a reader sees (the evidence, or the text), and the end.
+Each figure is also given for the even and the odd half of a set, so what was tuned on one half can
+be checked on the other.
+
+`prepare` finds or builds the index a set is asked against: a `questions.jsonl` beside a `corpus.tgz`
+(news-2025) gets an index of that archive, any other file an index of the `corpus/` folder next to its
+folder (the sample articles); both are built once into the cache folder and reused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
+import tarfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +26,10 @@ from index import InputError, Passage
 
 from .answer import Answer
 from .assistant import Assistant
-from .retrieval import standalone_query
+from .matching import fold
+from .retrieval import retrieve, standalone_query
+
+WIDER = (10, 20)  # hit@k beyond the passages the model reads
 
 
 @dataclass(frozen=True)
@@ -26,9 +38,11 @@ class Question:
     question: str
     conversation: tuple[str, ...]
     expect_any: tuple[str, ...]
+    expect_all: tuple[tuple[str, ...], ...]
     evidence_any: tuple[str, ...]
     sources: tuple[str, ...]
     answerable: bool
+    min_sources: int = 0
 
 
 @dataclass
@@ -36,8 +50,10 @@ class Result:
     question: Question
     answer: Answer
     correct: bool
-    supporting: int          # citations that support it
-    hits: dict[str, bool] = field(default_factory=dict)   # retrieval hit@k by method
+    recall: float | None        # share of expect_all groups matched; None without expect_all
+    supporting: int             # citations that support it
+    articles: int               # distinct articles among the supporting citations
+    hits: dict[str, bool] = field(default_factory=dict)   # retrieval hit@k by method and k
 
 
 def load_questions(path: str | Path) -> list[Question]:
@@ -54,42 +70,57 @@ def load_questions(path: str | Path) -> list[Question]:
             rows.append(Question(
                 id=str(row.get("id", number)), question=row["question"],
                 conversation=tuple(row.get("conversation") or (row["question"],)),
-                expect_any=tuple(row.get("expect_any", ())), evidence_any=tuple(row.get("evidence_any", ())),
-                sources=tuple(row.get("sources", ())), answerable=bool(row.get("answerable", True))))
+                expect_any=tuple(row.get("expect_any", ())),
+                expect_all=tuple(tuple(group) for group in row.get("expect_all", ())),
+                evidence_any=tuple(row.get("evidence_any", ())), sources=tuple(row.get("sources", ())),
+                answerable=bool(row.get("answerable", True)), min_sources=int(row.get("min_sources") or 0)))
         except (ValueError, KeyError, TypeError) as e:
             raise InputError(f"{path}, line {number}: not a question record ({e})") from None
     return rows
 
 
 def _has(text: str, needles: Sequence[str]) -> bool:
-    return any(n.lower() in text.lower() for n in needles)
+    """Case-insensitive, accents ignored (README)."""
+    folded = fold(text)
+    return any(fold(n) in folded for n in needles)
 
 
 def _supports(passage_source: str, passage_text: str, q: Question) -> bool:
     return Path(passage_source).name in q.sources and _has(passage_text, q.evidence_any)
 
 
-def _hit(passages: Sequence[Passage], q: Question) -> bool:
+def hit(passages: Sequence[Passage], q: Question) -> bool:
     return any(_supports(p.source, p.text, q) for p in passages)
 
 
-def run(bot: Assistant, questions: Sequence[Question], k: int = 5,
-        on_result: Callable[[Result], None] | None = None) -> list[Result]:
+def judge(q: Question, answer: Answer) -> tuple[bool, float | None]:
+    """(correct, fact recall) of an answer."""
+    recall = None
+    if q.expect_all:
+        recall = sum(_has(answer.text, group) for group in q.expect_all) / len(q.expect_all)
+    correct = q.answerable and not answer.refused and (not q.expect_any or _has(answer.text, q.expect_any)) \
+        and (recall is None or recall == 1.0)
+    return correct, recall
+
+
+def run(bot: Assistant, questions: Sequence[Question], on_result: Callable[[Result], None] | None = None) -> list[Result]:
     results = []
+    k = bot.settings.passages
     for q in questions:
         history: list[tuple[str, str]] = []
         for turn in q.conversation[:-1]:
             history.append((turn, bot.ask(turn, history).text))
         answer = bot.ask(q.question, history)
-        supporting = sum(_supports(c.source, c.text, q) for c in answer.citations)
-        correct = q.answerable and not answer.refused and _has(answer.text, q.expect_any)
+        supporting = [c for c in answer.citations if _supports(c.source, c.text, q)]
+        correct, recall = judge(q, answer)
         hits = {}
         if q.answerable:
             query = standalone_query(q.question, history)
-            hits = {"fused": _hit(bot.search(query, k), q),
-                    "dense": _hit(bot.store.search(query, k), q),
-                    "bm25": _hit(bot.store.keyword_search(query, k), q)}
-        result = Result(q, answer, correct, supporting, hits)
+            fused = retrieve(bot.store, query, max(WIDER))
+            hits = {f"fused@{n}": hit(fused[:n], q) for n in (k, *WIDER)}
+            hits[f"dense@{k}"] = hit(bot.store.search(query, k), q)
+            hits[f"bm25@{k}"] = hit(bot.store.keyword_search(query, k), q)
+        result = Result(q, answer, correct, recall, len(supporting), len({c.doc_id for c in supporting}), hits)
         results.append(result)
         if on_result:
             on_result(result)
@@ -103,33 +134,87 @@ def _percentile(values: Sequence[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def summarize(results: Sequence[Result], k: int = 5) -> dict:
+def _share(n: int, d: int) -> dict:
+    return {"n": n, "of": d, "rate": round(n / d, 3) if d else None}
+
+
+def _latency(values: Sequence[float]) -> dict:
+    return {"p50": round(statistics.median(values), 2) if values else 0, "p90": round(_percentile(values, 90), 2)}
+
+
+def summarize(results: Sequence[Result]) -> dict:
     answerable = [r for r in results if r.question.answerable]
     unanswerable = [r for r in results if not r.question.answerable]
     cited = [c for r in answerable for c in r.answer.citations]
-    first = [r.answer.timings.first_token for r in results]
-    first_text = [r.answer.timings.first_text for r in results]
-    total = [r.answer.timings.total for r in results]
-    outside = [(r.answer.timings.total - r.answer.timings.llm) / r.answer.timings.total
-               for r in results if r.answer.timings.total > 0]
-
-    def share(n: int, d: int) -> dict:
-        return {"n": n, "of": d, "rate": round(n / d, 3) if d else None}
-
+    recalls = [r.recall for r in answerable if r.recall is not None]
+    multi = [r for r in answerable if r.question.min_sources]
+    methods = sorted({m for r in answerable for m in r.hits}, key=lambda m: (m.split("@")[0], int(m.split("@")[1])))
+    timings = [r.answer.timings for r in results]
     return {
         "questions": len(results),
-        "answer_accuracy": share(sum(r.correct for r in answerable), len(answerable)),
-        "citation_precision": share(sum(r.supporting for r in answerable), len(cited)),
-        "citation_coverage": share(sum(r.supporting > 0 for r in answerable), len(answerable)),
-        "unanswerable_refused": share(sum(r.answer.refused for r in unanswerable), len(unanswerable)),
-        "answerable_refused": share(sum(r.answer.refused for r in answerable), len(answerable)),
-        **{f"retrieval_hit@{k}_{m}": share(sum(r.hits.get(m, False) for r in answerable), len(answerable))
-           for m in ("fused", "dense", "bm25")},
-        "first_token_s": {"p50": round(statistics.median(first), 2) if first else 0,
-                          "p90": round(_percentile(first, 90), 2), "max": round(max(first, default=0), 2)},
-        "first_answer_text_s": {"p50": round(statistics.median(first_text), 2) if first_text else 0,
-                                "p90": round(_percentile(first_text, 90), 2)},
-        "total_s": {"p50": round(statistics.median(total), 2) if total else 0,
-                    "p90": round(_percentile(total, 90), 2), "max": round(max(total, default=0), 2)},
-        "outside_llm_share_p50": round(statistics.median(outside), 3) if outside else 0,
+        "answer_accuracy": _share(sum(r.correct for r in answerable), len(answerable)),
+        "fact_recall": round(statistics.mean(recalls), 3) if recalls else None,
+        "citation_precision": _share(sum(r.supporting for r in answerable), len(cited)),
+        "citation_coverage": _share(sum(r.supporting > 0 for r in answerable), len(answerable)),
+        "multi_source": _share(sum(r.articles >= r.question.min_sources for r in multi), len(multi)),
+        "unanswerable_refused": _share(sum(r.answer.refused for r in unanswerable), len(unanswerable)),
+        "answerable_refused": _share(sum(r.answer.refused for r in answerable), len(answerable)),
+        **{f"hit@{m.split('@')[1]}_{m.split('@')[0]}": _share(sum(r.hits.get(m, False) for r in answerable),
+                                                             len(answerable)) for m in methods},
+        "first_visible_s": _latency([t.first_text for t in timings]),
+        "evidence_s": _latency([t.evidence for t in timings]),
+        "total_s": _latency([t.total for t in timings]),
+        "prompt_tokens_p50": statistics.median([t.prompt_tokens for t in timings]) if timings else 0,
     }
+
+
+def by_half(results: Sequence[Result]) -> dict[str, dict]:
+    """The summary of all questions, and of the even and the odd positions in the file."""
+    return {"all": summarize(results), "even": summarize(results[0::2]), "odd": summarize(results[1::2])}
+
+
+# -- which index a set is asked against -----------------------------------------------------------------------
+
+def question_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The question files named, a folder standing for every set in it (`*.jsonl`, `*/questions.jsonl`)."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(path.glob("*.jsonl")) + sorted(path.glob("*/questions.jsonl"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"no question file or folder at {path}")
+    if not files:
+        raise InputError(f"no question files (*.jsonl) in {', '.join(map(str, paths))}")
+    return files
+
+
+def corpus_of(questions: Path) -> Path:
+    """The articles a question file is about: `corpus.tgz` beside it, else the `corpus/` beside its folder."""
+    archive = questions.parent / "corpus.tgz"
+    if archive.is_file():
+        return archive
+    folder = questions.parent.parent / "corpus"
+    if folder.is_dir():
+        return folder
+    raise InputError(f"no articles found for {questions}: expected {archive} or {folder} (or give --index)")
+
+
+def prepare(questions: Path, cache: Path, build: Callable[[Path, Path], None]) -> Path:
+    """The index for `questions`, built with `build(articles, index_dir)` the first time and kept in `cache`."""
+    corpus = corpus_of(questions)
+    digest = hashlib.sha256()
+    for f in [corpus] if corpus.is_file() else sorted(p for p in corpus.rglob("*") if p.is_file()):
+        digest.update(f.name.encode() + f.read_bytes())
+    index_dir = cache / f"{questions.parent.name}-{digest.hexdigest()[:12]}"
+    if (index_dir / "manifest.json").is_file():
+        return index_dir
+    articles = corpus
+    if corpus.is_file():
+        articles = cache / f"{index_dir.name}-articles"
+        if not articles.is_dir():
+            with tarfile.open(corpus) as tar:
+                tar.extractall(articles, filter="data")
+    build(articles, index_dir)
+    return index_dir

@@ -18,6 +18,8 @@ from typing import Protocol
 
 from index.errors import ModelError, QAError
 
+from . import native
+
 log = logging.getLogger(__name__)
 
 Message = dict[str, str]
@@ -47,12 +49,14 @@ class LlamaGenerator:
 
         path = resolve_model(model, progress=progress)
         try:
-            from llama_cpp import Llama
+            import llama_cpp  # noqa: F401
         except ImportError as e:  # pragma: no cover - a broken install
             raise ModelError(f"llama-cpp-python is not installed or broken ({e}): run `make install`") from e
+        self.repack = native.repack_weights()
+        native.check(path, self.repack)
         try:
-            self._llm = Llama(model_path=str(path), n_ctx=context_size, n_threads=threads or os.cpu_count(),
-                              seed=seed, verbose=False)
+            self._llm = native.load_llama(path, repack=self.repack, n_ctx=context_size,
+                                          n_threads=threads or os.cpu_count(), seed=seed, verbose=False)
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"could not load the model {path}: {e}") from e
         self.path = Path(path)

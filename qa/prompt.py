@@ -1,118 +1,237 @@
-"""What the chat model is asked, and the output format it is held to.
+"""What the chat model reads and the shape its reply is held to: evidence first, then the answer.
 
-The models we ship are small (0.5-1.5B parameters). Left free, they answer from memory, cite at
-random or answer with a bare "[1]". So the task is narrowed: the model picks one numbered passage,
-copies the words that answer the question from it, then writes a short answer. A llama.cpp grammar
-forces exactly that JSON shape, so there is always a passage number and a quote we can check against
-the passage; the checking itself lives in `citations.py`.
+The retrieved passages are shown as numbered sentences under their article's title (the sentence
+ids of IBM's Granite citation format, rather than whole passages). The model first names the
+sentences that answer the question, then writes one to three short sentences, each opening with the
+ids it rests on:
 
-The system message never changes, so llama.cpp keeps it in its KV cache between questions; the
-passages and the question come after it, in the user message.
+    Evidence: 4, 9
+    [4] Microsoft is cutting about 9,000 jobs.
+    [9] The cuts follow a round of 6,000 in May.
+
+or `Evidence: none` when no sentence answers. A llama.cpp grammar lets the model write only ids it
+was shown and only this shape, so every citation points at a sentence we can check, and a refusal is
+a choice the model makes from the evidence rather than a phrase we have to recognise. Plain lines
+rather than JSON: fewer tokens to generate on a 2-core CPU, and nothing to unescape.
+
+The system message never changes, so llama.cpp keeps it in its KV cache between questions.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
-from index import Passage
+import numpy as np
 
-from . import injection
+from index import Passage, split_sentences
+
+from . import injection, matching
 from .llm import Message
 
 SYSTEM = (
-    "You answer questions about news articles using only the numbered passages you are given. "
-    'Reply in JSON. "passage": the number of the passage that answers the question. '
-    '"quote": copy the exact words of that passage that answer it. '
-    '"answer": a short answer to the question, in one sentence, based only on the quote. '
-    "Never use knowledge from outside the passages."
+    "You answer questions about news articles using only the numbered sentences you are given. "
+    "First write \"Evidence:\" and the numbers of the sentences that answer the question, "
+    "or \"Evidence: none\" if no sentence answers it. "
+    "Then write the answer in one to three short sentences, each starting with the numbers of the "
+    "sentences it is based on in brackets. Give every fact the sentences hold that the question asks for. "
+    "If articles report different things, say which article reports what. "
+    "Never add anything the sentences do not say.\n\n"
+    "Example:\n"
+    "Article: Storm cuts power on the coast (2024-05-02)\n"
+    "[1] A storm hit the coast on Monday.\n"
+    "[2] Officials said 200 homes lost power.\n"
+    "Article: Utility restores service\n"
+    "[3] Power was back in most homes by Wednesday, the utility said.\n"
+    "Question: How many homes lost power, and when did it come back?\n"
+    "Evidence: 2, 3\n"
+    "[2] About 200 homes lost power.\n"
+    "[3] Power was back in most homes by Wednesday."
 )
 
-QUOTE_CHARS = 200
-ANSWER_CHARS = 200
+MAX_SENTENCES = 12     # sentences shown to the model (`choose_sentences`)
+MAX_EVIDENCE = 8       # ids in the evidence line
+MAX_LINES = 3          # sentences in the answer
+LINE_CHARS = 220       # characters in one answer sentence
 
 
-def grammar(passages: int) -> str:
-    """GBNF for {"passage": n, "quote": "...", "answer": "..."} with n in 1..passages."""
-    numbers = " | ".join(f'"{n}"' for n in range(1, passages + 1))
-    return (
-        'root ::= "{\\"passage\\": " num ", \\"quote\\": \\"" quote "\\", \\"answer\\": \\"" answer "\\"}"\n'
-        f"num ::= {numbers}\n"
-        f'quote ::= [^"\\\\\\n]{{1,{QUOTE_CHARS}}}\n'
-        f'answer ::= [^"\\\\\\n]{{1,{ANSWER_CHARS}}}\n'
-    )
+@dataclass(frozen=True)
+class Sentence:
+    """One numbered sentence shown to the model: where it stands in its article and in which passage."""
+
+    id: int                # the number the model sees, from 1
+    passage: int           # position of its passage in the shown list
+    start: int             # article offsets
+    end: int
+    text: str              # as shown: one line, with text written to a model blanked out
 
 
-_MARKERS = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
+def number_sentences(passages: Sequence[Passage]) -> list[Sentence]:
+    """The sentences of `passages`, each once (overlapping passages share sentences), grouped by article
+    in the order of each article's best passage and in reading order within an article."""
+    articles: dict[str, list[tuple[int, int, int, str]]] = {}
+    seen: set[tuple[str, int]] = set()
+    for n, p in enumerate(passages):
+        shown = injection.blank(p.text)
+        for lo, hi in split_sentences(p.text):
+            key = (p.doc_id, p.start + lo)
+            text = _one_line(shown[lo:hi])
+            # Skipped: a lone dateline, a blanked instruction, and the headline (shown above its sentences).
+            if key in seen or len(re.findall(r"[^\W\d_]{2,}", text)) < 3 or text == _one_line(p.title):
+                continue
+            seen.add(key)
+            articles.setdefault(p.doc_id, []).append((p.start + lo, p.start + hi, n, text))
+    out: list[Sentence] = []
+    for rows in articles.values():
+        for start, end, n, text in sorted(rows):
+            out.append(Sentence(len(out) + 1, n, start, end, text))
+    return out
+
+
+def choose_sentences(question: str, sentences: Sequence[Sentence], embed: Callable[[list[str]], np.ndarray],
+                     keep: int = MAX_SENTENCES) -> list[Sentence]:
+    """The `keep` sentences most about the question, renumbered, in the order they were in.
+
+    A small model picks its evidence better from a dozen sentences than from every sentence of the
+    passages: the passages are ranked as wholes, and most of their sentences say something else. A
+    sentence's score is its cosine with the question (the index's embedder: paraphrases count) plus half
+    the share of the question's content words it holds (names and rare words count).
+    """
+    if len(sentences) <= keep:
+        return list(sentences)
+    vectors = np.asarray(embed([question, *(s.text for s in sentences)]), dtype=np.float32)
+    similarity = vectors[1:] @ vectors[0]
+    scores = [float(sim) + 0.5 * matching.relevance(question, s.text) for sim, s in zip(similarity, sentences)]
+    best = sorted(sorted(range(len(sentences)), key=lambda i: -scores[i])[:keep])
+    return [replace(sentences[i], id=n) for n, i in enumerate(best, 1)]
 
 
 def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def build_messages(question: str, passages: Sequence[Passage],
+def build_messages(question: str, passages: Sequence[Passage], sentences: Sequence[Sentence],
                    history: Sequence[tuple[str, str]] = ()) -> list[Message]:
-    # What an article says to the model (injected instructions, fake chat turns, markup) is not shown to it.
-    numbered = "\n\n".join(f"[{n}] {_one_line(injection.blank(p.text))}" for n, p in enumerate(passages, 1))
+    lines: list[str] = []
+    article = None
+    for s in sentences:
+        p = passages[s.passage]
+        if p.doc_id != article:
+            article = p.doc_id
+            when = f" ({p.date})" if p.date else ""
+            lines.append(f"Article: {_one_line(injection.blank(p.title))}{when}")
+        lines.append(f"[{s.id}] {s.text}")
     earlier = ""
     if history:
         last_q, last_a = history[-1]
-        last_a = _MARKERS.sub("", last_a)
-        earlier = f"Earlier question: {_one_line(last_q)}\nEarlier answer: {_one_line(last_a)}\n\n"
-    user = f"Passages:\n{numbered}\n\n{earlier}Question: {_one_line(question)}"
+        earlier = f"Earlier question: {_one_line(last_q)}\nEarlier answer: {_one_line(_MARKERS.sub('', last_a))}\n"
+    user = "\n".join(lines) + f"\n{earlier}Question: {_one_line(question)}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+_MARKERS = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
+
+
+def grammar(shown: int) -> str:
+    """GBNF for the reply, with ids limited to 1..shown."""
+    ids = " | ".join(f'"{n}"' for n in range(1, shown + 1))
+    return (
+        'root ::= "Evidence: " ( "none" | ids "\\n" line ( "\\n" line ){0,' f"{MAX_LINES - 1}" "} )\n"
+        'ids ::= id ( ", " id ){0,' f"{MAX_EVIDENCE - 1}" "}\n"
+        'line ::= "[" id ( ", " id ){0,3} "] " text\n'
+        f'text ::= [^\\n\\[\\]]{{4,{LINE_CHARS}}}\n'
+        f"id ::= {ids}\n"
+    )
 
 
 @dataclass(frozen=True)
 class Reply:
-    """The model's structured reply; fields are empty where the model broke off."""
+    """The model's reply: the evidence ids (empty for "none") and the answer's lines with their ids."""
 
-    passage: int = 0
-    quote: str = ""
-    answer: str = ""
+    evidence: tuple[int, ...] = ()
+    lines: tuple[tuple[tuple[int, ...], str], ...] = ()
 
 
-_FIELD = re.compile(r'"(passage|quote|answer)"\s*:\s*("((?:[^"\\]|\\.)*)"?|\d+)')
+_EVIDENCE = re.compile(r"^\s*Evidence:\s*([^\n]*)", re.IGNORECASE)
+_LINE = re.compile(r"^\s*\[([\d,\s]*)\]\s*(.+?)\s*$")
+
+
+def _ids(text: str) -> tuple[int, ...]:
+    return tuple(dict.fromkeys(int(n) for n in re.findall(r"\d+", text)))
+
+
+def reply_schema(shown: int) -> dict:
+    """The JSON schema twin of `grammar(shown)`, for servers that hold replies to a schema, not a grammar."""
+    def ids(most: int) -> dict:
+        return {"type": "array", "items": {"type": "integer", "enum": list(range(1, shown + 1))}, "maxItems": most}
+
+    line = {"type": "object", "properties": {"ids": ids(4), "text": {"type": "string", "minLength": 4,
+                                                                      "maxLength": LINE_CHARS}},
+            "required": ["ids", "text"], "additionalProperties": False}
+    return {"type": "object",
+            "properties": {"evidence": ids(MAX_EVIDENCE), "answer": {"type": "array", "items": line,
+                                                                     "maxItems": MAX_LINES}},
+            "required": ["evidence", "answer"], "additionalProperties": False}
+
+
+def _from_json(raw: str) -> Reply | None:
+    try:
+        data = json.loads(raw)
+        return Reply(_ids(" ".join(map(str, data.get("evidence") or []))),
+                     tuple((_ids(" ".join(map(str, a.get("ids") or []))), str(a.get("text") or ""))
+                           for a in data.get("answer") or [] if isinstance(a, dict)))
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 def parse_reply(raw: str) -> Reply:
-    """Read the reply, tolerating a truncated or slightly malformed one (a fake or another backend)."""
-    try:
-        data = json.loads(raw)
-        if isinstance(data, dict):
-            return Reply(int(data.get("passage") or 0), str(data.get("quote") or ""), str(data.get("answer") or ""))
-    except (ValueError, TypeError):
-        pass
-    fields: dict[str, str] = {}
-    for name, value, text in _FIELD.findall(raw):
-        fields.setdefault(name, text if value.startswith('"') else value)
-    number = fields.get("passage", "0")
-    return Reply(int(number) if number.isdigit() else 0, fields.get("quote", ""), fields.get("answer", ""))
+    """Read the reply, tolerating one cut short or from a server that ignored the grammar; a reply held to
+    `reply_schema` (JSON) is read too."""
+    if raw.lstrip().startswith("{") and (reply := _from_json(raw)) is not None:
+        return reply
+    evidence: tuple[int, ...] = ()
+    lines = []
+    for row in raw.splitlines():
+        if m := _EVIDENCE.match(row):
+            evidence = _ids(m.group(1))
+        elif m := _LINE.match(row):
+            lines.append((_ids(m.group(1)), m.group(2)))
+        elif row.strip() and lines:  # a line without ids continues the answer
+            lines.append(((), row.strip()))
+    return Reply(evidence, tuple(lines))
 
 
-class AnswerStream:
-    """Pulls the characters of the "answer" field out of the JSON as it streams, for display."""
-
-    _OPEN = re.compile(r'"answer"\s*:\s*"')
+class ReplyStream:
+    """Follows the reply as it streams: the evidence ids once their line is complete, then the answer's
+    text without the id brackets, for display."""
 
     def __init__(self) -> None:
         self.raw = ""
-        self._shown = 0
-        self._start: int | None = None
+        self.evidence: tuple[int, ...] | None = None
+        self._shown = ""
 
-    def feed(self, piece: str) -> str:
+    def feed(self, piece: str) -> tuple[tuple[int, ...] | None, str]:
+        """(the evidence ids if they became known with this piece, else None; new answer text to show)."""
         self.raw += piece
-        if self._start is None:
-            m = self._OPEN.search(self.raw)
-            if not m:
-                return ""
-            self._start = self._shown = m.end()
-        end = self.raw.find('"', self._shown)
-        upto = len(self.raw) if end < 0 else end
-        if upto > self._shown and self.raw[upto - 1] == "\\":
-            upto -= 1  # wait for the escaped character
-        new = self.raw[self._shown:upto]
-        self._shown = upto
-        return new
+        found = None
+        if self.evidence is None:
+            if "\n" not in self.raw:
+                return None, ""
+            self.evidence = found = parse_reply(self.raw.split("\n", 1)[0]).evidence
+        text = _display(self.raw)
+        new, self._shown = text[len(self._shown):], text
+        return found, new
+
+
+def _display(raw: str) -> str:
+    """The answer's sentences as a reader sees them so far: no evidence line, no id brackets, and nothing
+    of a line whose bracket is still arriving. Growing `raw` only ever extends it."""
+    parts = []
+    for line in raw.split("\n")[1:]:
+        if m := re.match(r"\s*\[[\d,\s]*\]\s*", line):
+            parts.append(line[m.end():])
+        elif not line.lstrip().startswith("["):
+            parts.append(line.lstrip())
+    return " ".join(p for p in parts if p)

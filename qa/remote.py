@@ -6,7 +6,8 @@ of them behind a load balancer (any of them is just a URL). It is used only when
 `--llm-url`) is set, and then the prompt, meaning the retrieved passages and the question, goes to that
 URL and nowhere else: no environment proxy is used, no other host is contacted.
 
-The small models we ship need their reply held to one JSON shape (see `prompt.py`). What holds it
+The small models we ship need their reply held to one shape (evidence ids, then cited sentences: see
+`prompt.py`). What holds it
 depends on what the server understands, found out once when connecting:
 
 - llama.cpp's `llama-server` (it answers `GET /props`): the GBNF grammar as is; tokens counted exactly
@@ -14,7 +15,7 @@ depends on what the server understands, found out once when connecting:
 - llama-cpp-python's server (it answers `POST /extras/tokenize/count`): the grammar; tokens counted by
   the server on a ChatML rendering of the messages (exact for Qwen, an overestimate for other templates).
 - anything else (vLLM, Ollama, gateways): `response_format` with a JSON schema equivalent to the
-  grammar; tokens estimated from the UTF-8 length, on the high side, so that trimmed prompts fit;
+  grammar (such a reply is read whole: no draft streams before the checked answer); tokens estimated from the UTF-8 length, on the high side, so that trimmed prompts fit;
   the context size from vLLM's `max_model_len` when given, else the `QA_CONTEXT` setting.
 
 A server that rejects the constraint it was sent is asked again with the next one (grammar, then JSON
@@ -44,34 +45,17 @@ from .llm import ContextOverflowError, Message
 log = logging.getLogger(__name__)
 
 CONSTRAINTS = ("grammar", "json_schema", "none")
-_MAX_PASSAGES = 20  # the largest `passages` setting (config.py): grammars we know a JSON-schema twin for
+_MAX_SENTENCES = 400  # 20 passages (the largest setting, config.py) of 80 words: grammars with a JSON-schema twin
 _BYTES_PER_TOKEN = 3  # English BPE averages about 4 characters a token: 3 bytes overestimates, as it should
 _MESSAGE_OVERHEAD = 8  # role markers and separators a chat template adds around each message
 _CONSTRAINT_WORDS = ("grammar", "response_format", "json_schema", "schema")
 _QUICK = 30.0  # seconds for the calls that are not a generation: listing models, counting tokens
 
 
-def reply_schema(passages: int) -> dict:
-    """The JSON schema of the reply `prompt.grammar(passages)` allows, for servers that take schemas."""
-    def text(limit: int) -> dict:
-        return {"type": "string", "minLength": 1, "maxLength": limit}
-
-    return {
-        "type": "object",
-        "properties": {
-            "passage": {"type": "integer", "enum": list(range(1, passages + 1))},
-            "quote": text(prompt.QUOTE_CHARS),
-            "answer": text(prompt.ANSWER_CHARS),
-        },
-        "required": ["passage", "quote", "answer"],
-        "additionalProperties": False,
-    }
-
-
 def _schema_for(grammar: str) -> dict | None:
-    for n in range(1, _MAX_PASSAGES + 1):
+    for n in range(1, _MAX_SENTENCES + 1):
         if prompt.grammar(n) == grammar:
-            return reply_schema(n)
+            return prompt.reply_schema(n)
     return None
 
 

@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
 
-from index import Passage, Store
+from index import Passage, SearchFilter, Store
+from index.keyword import tokenize
+from index.names import fold
+
+from . import dates
 
 RRF_K = 60  # the constant from Cormack et al. (2009); ranks matter, raw scores do not
 NEAR_DUPLICATE = 0.85  # token-set overlap above which two passages say the same thing
@@ -71,10 +77,94 @@ def standalone_query(question: str, history: Sequence[tuple[str, str]]) -> str:
     return f"{last_question} {last_answer} {question}"
 
 
-def retrieve(store: Store, query: str, k: int = 4, candidates: int = 20) -> list[Passage]:
-    """The top `k` passages for `query` from dense and keyword search fused, without near-duplicates."""
+@dataclass(frozen=True)
+class Recipe:
+    """How `retrieve` picks passages. Each option is measured on its own by bench/retrieval.py."""
+
+    candidates: int = 20     # passages each search (dense, keyword) puts in the pool
+    names: bool = False      # keyword search also looks for the index's spellings of the question's names
+    sentences: bool = False  # the pool is also ranked by its best sentence's share of the question's terms
+    titles: bool = False     # the pool is also ranked by the share of the question's terms in the article title
+    stories: bool = False    # a story syndicated under one headline by several outlets is shown from one
+    dates: bool = False      # articles dated in the time the question names ("in October") rank higher
+
+
+BASELINE = Recipe()
+DEFAULT = Recipe(names=True)  # the others did not help on news-2025 (bench/retrieval.py; README)
+
+
+def retrieve(store: Store, query: str, k: int = 4, *, filters: SearchFilter | None = None,
+             recipe: Recipe = DEFAULT) -> list[Passage]:
+    """The top `k` passages for `query` (among those `filters` allows), without near-duplicates.
+
+    Dense and keyword search each fill a pool of candidates; their rankings, and those the recipe
+    adds (by best sentence, by title, by date), are fused; repeats are collapsed.
+    """
     if not query.strip() or len(store) == 0:
         return []
-    dense = store.search(query, candidates)
-    keyword = store.keyword_search(query, candidates)
-    return collapse_duplicates(fuse([dense, keyword]))[:k]
+    dense = store.search(query, recipe.candidates, filters)
+    keyword = store.keyword_search(query, recipe.candidates, filters, fuzzy_names=recipe.names)
+    rankings = [dense, keyword]
+    pool = list({p.id: p for p in dense + keyword}.values())
+    if recipe.sentences or recipe.titles:
+        weights = store.query_terms(query, recipe.names)
+        if recipe.sentences:
+            split = [_sentences(p.text) for p in pool]
+            scores = iter(_coverage([s for sentences in split for s in sentences], weights))
+            rankings.append(_ranked(pool, [max(next(scores) for _ in sentences) for sentences in split]))
+        if recipe.titles:
+            rankings.append(_ranked(pool, _coverage([p.title for p in pool], weights)))
+    if recipe.dates:
+        rankings.append([p for p in pool if dates.in_period(p.date, dates.named_period(query))])
+    fused = collapse_duplicates(fuse(rankings))
+    return (_one_copy_per_story(fused) if recipe.stories else fused)[:k]
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…\"”])\s+(?=[\"“'‘(\[]?[A-Z0-9])|\n+")
+
+
+def _sentences(text: str) -> list[str]:
+    """A passage's sentences, roughly: a regular expression is enough to score them (pysbd costs ms)."""
+    return [s for s in _SENTENCE_END.split(text) if s.strip()] or [text]
+
+
+def _coverage(texts: list[str], weights: dict[str, float]) -> list[float]:
+    """For each text, the idf-weighted share of the query's terms it contains."""
+    total = sum(weights.values())
+    if not total or not texts:
+        return [0.0] * len(texts)
+    return [sum(weights.get(t, 0.0) for t in set(terms)) / total for terms in tokenize(texts)]
+
+
+def _ranked(pool: list[Passage], scores: list[float]) -> list[Passage]:
+    """`pool` by descending score (ties keep pool order), without those scoring nothing."""
+    order = sorted(range(len(pool)), key=lambda i: -scores[i])
+    return [pool[i] for i in order if scores[i] > 0]
+
+
+def _one_copy_per_story(passages: list[Passage]) -> list[Passage]:
+    """Passages of the best-ranked copy of each story: articles under the same headline are copies of one."""
+    copy: dict[str, str] = {}   # headline -> the article kept for it
+    kept = []
+    for p in passages:
+        story = " ".join(_WORD.findall(fold(p.title))) or p.doc_id
+        if copy.setdefault(story, p.doc_id) == p.doc_id:
+            kept.append(p)
+    return kept
+
+
+class Evidence(Protocol):
+    """What a scored question says about where its answer is (qa.evaluation.Question has both)."""
+
+    sources: Sequence[str]        # file names of the articles holding the answer
+    evidence_any: Sequence[str]   # strings an answer-bearing passage contains (case-insensitive)
+
+
+def hit_at(passages: Sequence[Passage], question: Evidence) -> bool:
+    """Whether one of `passages` bears the answer: from a file in `sources`, containing an `evidence_any` string.
+
+    The retrieval hit@k of a question is `hit_at(retrieved[:k], question)`.
+    """
+    needles = [e.lower() for e in question.evidence_any]
+    return any(Path(p.source).name in question.sources and any(n in p.text.lower() for n in needles)
+               for p in passages)

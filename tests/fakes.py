@@ -92,12 +92,12 @@ def write_articles(folder: Path, articles: dict[str, str] = ARTICLES) -> Path:
     return Path(folder)
 
 
-_PASSAGE = re.compile(r"^\[(\d+)\] (.*)$", re.MULTILINE)
+_SENTENCE = re.compile(r"^\[(\d+)\] (.*)$", re.MULTILINE)
 
 
-def shown_passages(messages: list[dict]) -> dict[int, str]:
-    """The numbered passages the assistant put in its prompt: {1: text, ...}."""
-    return {int(n): text for n, text in _PASSAGE.findall(messages[-1]["content"])}
+def shown_sentences(messages: list[dict]) -> dict[int, str]:
+    """The numbered sentences the assistant put in its prompt: {1: text, ...}."""
+    return {int(n): text for n, text in _SENTENCE.findall(messages[-1]["content"])}
 
 
 @dataclass
@@ -108,7 +108,7 @@ class FakeGenerator:
     messages and grammar are kept in `calls`.
     """
 
-    reply: object = '{"passage": 1, "quote": "", "answer": ""}'
+    reply: object = "Evidence: none"
     context_size: int = 2048
     name: str = "fake-model"
     calls: list[tuple[list[dict], str | None]] = field(default_factory=list)
@@ -123,16 +123,34 @@ class FakeGenerator:
             yield text[i:i + 4]
 
 
-def quoting(find: str, answer: str | None = None, passage: int | None = None):
-    """A reply function: quote the first shown sentence containing `find`, and answer with it (or `answer`)."""
-    import json
+def quoting(find: str, answer: str | None = None, cite: int | None = None):
+    """A reply function: pick the first shown sentence containing `find` as evidence, and answer with that
+    sentence (or with `answer`), citing it (or the sentence numbered `cite`). Nothing found: "none"."""
 
     def reply(messages):
-        for n, text in shown_passages(messages).items():
-            for sentence in re.split(r"(?<=[.!?])\s+", text):
-                if find.lower() in sentence.lower():
-                    return json.dumps({"passage": passage or n, "quote": sentence,
-                                       "answer": answer if answer is not None else sentence})
-        return json.dumps({"passage": 1, "quote": "nothing like it", "answer": answer or "I do not know."})
+        for n, text in shown_sentences(messages).items():
+            if find.lower() in text.lower():
+                return f"Evidence: {n}\n[{cite or n}] {answer if answer is not None else text}"
+        return "Evidence: none"
 
     return reply
+
+
+def best_sentence(messages: list[dict]) -> str:
+    """A reply like the packaged model's: the shown sentence that shares most words with the question, as
+    the evidence and, word for word, as the answer; "none" when nothing was shown (the warm-up)."""
+    shown = shown_sentences(messages)
+    asked = re.search(r"^Question: (.+)$", messages[-1]["content"], re.M)
+    if not shown or not asked:
+        return "Evidence: none"
+    words = set(_WORD.findall(asked[1].lower()))
+    n = max(shown, key=lambda i: len(words & set(_WORD.findall(shown[i].lower()))))
+    return f"Evidence: {n}\n[{n}] {shown[n]}"
+
+
+def indexed_store(folder: Path, embedder, articles: dict[str, str]):
+    """An index of `articles` (written to `folder`/a, indexed in `folder`/ix), opened."""
+    from index import Store, ingest
+
+    ingest([write_articles(Path(folder) / "a", articles)], Path(folder) / "ix", embedder, progress=False)
+    return Store.open(Path(folder) / "ix", embedder)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-from fakes import shown_passages
+from fakes import shown_sentences
 from index import load_file
 
 HOSTILE = Path(__file__).resolve().parent / "data" / "hostile"
@@ -140,12 +140,13 @@ def fact_sentence(case: Case) -> str:
 
 
 def obeying(case: Case, quote: str):
-    """A model that answers as the article told it to, citing the shown passage most like its quote."""
+    """A model that answers as the article told it to, citing the shown sentence most like `quote`."""
     def reply(messages):
-        shown = shown_passages(messages)
+        shown = shown_sentences(messages)
         words = set(_WORD.findall(quote.lower()))
         number = max(shown, key=lambda n: len(words & set(_WORD.findall(shown[n].lower())))) if shown else 1
-        return json.dumps({"passage": number, "quote": quote, "answer": case.obey}, ensure_ascii=False)
+        obey = " ".join(case.obey.replace("[", "(").replace("]", ")").split())  # as the grammar lets it write
+        return f"Evidence: {number}\n[{number}] {obey}"
     return reply
 
 

@@ -16,6 +16,27 @@ def fake_embedder(monkeypatch, embedder):
     monkeypatch.setattr(cli, "default_embedder", lambda: embedder)
 
 
+def test_ingest_of_an_archive_with_a_field_mapping(tmp_path, capsys):
+    import json
+
+    archive = tmp_path / "export.jsonl"
+    archive.write_text(json.dumps({"body": "date 2025-07-01 The harbour reopened on Tuesday after the storm.",
+                                   "headline": "Harbour reopens", "link": "https://example.com/h"}) + "\n")
+    argv = ["ingest", str(archive), "--index", str(tmp_path / "ix"), "--text-field", "body"]
+    assert cli.main(argv) == 0
+    assert "1 added" in capsys.readouterr().out
+    assert cli.main(["index-info", "--index", str(tmp_path / "ix")]) == 0
+    assert "2025-07-01" in (out := capsys.readouterr().out) and "(https://example.com/h)" in out
+    assert cli.main(["ingest", str(archive), "--index", str(tmp_path / "ix"), "--text-field", " "]) == 2
+    assert "--text-field needs a field name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/feed.xml"])
+def test_ingest_refuses_urls_other_than_http(tmp_path, url, capsys):
+    assert cli.main(["ingest", url, "--index", str(tmp_path / "ix")]) == 2
+    assert "only http:// and https://" in capsys.readouterr().err
+
+
 def test_ingest_then_info(tmp_path, articles_dir, capsys):
     assert cli.main(["ingest", str(articles_dir), "--index", str(tmp_path / "ix")]) == 0
     out = capsys.readouterr().out

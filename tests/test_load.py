@@ -115,6 +115,7 @@ def llama_generator(monkeypatch, tmp_path):
     from qa.llm import LlamaGenerator
 
     monkeypatch.setattr(llama_cpp, "Llama", CountingLlama)
+    monkeypatch.setenv("QA_NATIVE_CHECK", "off")  # no real model file to try in a child process
     monkeypatch.setattr(qa.models, "resolve_model", lambda model, progress=True: tmp_path / "counting.gguf")
     monkeypatch.setattr(CountingLlama, "overlap", Overlap())
     return LlamaGenerator("counting")
@@ -128,7 +129,7 @@ def test_the_real_generator_runs_one_generation_at_a_time(llama_generator):
 
     with ThreadPoolExecutor(8) as pool:
         replies = list(pool.map(generate, range(16)))
-    assert all(json.loads(r)["quote"] == "The ferry sailed at noon." for r in replies)
+    assert all(r.endswith("] The ferry sailed at noon.") for r in replies)
     assert (CountingLlama.overlap.total, CountingLlama.overlap.peak) == (16, 1)
 
 

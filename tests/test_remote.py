@@ -19,10 +19,10 @@ from fakes import quoting
 from index import InputError, ModelError
 from qa import Assistant, Settings, prompt
 from qa.llm import ContextOverflowError
-from qa.remote import RemoteGenerator, estimate_tokens, reply_schema
+from qa.remote import RemoteGenerator, estimate_tokens
 from servers import FakeOpenAIHandler, free_port, serving
 
-REPLY = '{"passage": 1, "quote": "Oil deliveries resumed.", "answer": "They resumed on Saturday."}'
+REPLY = "Evidence: 1\n[1] Oil deliveries resumed on Saturday."
 
 
 @dataclass
@@ -162,7 +162,7 @@ def test_each_kind_of_server_gets_the_constraint_it_understands(fake, kind, sent
     else:
         schema = body["response_format"]["json_schema"]["schema"]
         assert body["response_format"]["type"] == "json_schema"
-        assert schema["properties"]["passage"]["enum"] == [1, 2, 3]
+        assert schema == prompt.reply_schema(3) and schema["properties"]["evidence"]["items"]["enum"] == [1, 2, 3]
 
 
 def test_no_constraint_is_sent_without_a_grammar(fake):
@@ -171,14 +171,9 @@ def test_no_constraint_is_sent_without_a_grammar(fake):
     assert "grammar" not in fake.chats()[0] and "response_format" not in fake.chats()[0]
 
 
-def test_the_json_schema_has_the_grammars_fields_in_its_order():
-    schema = reply_schema(4)
-    grammar = prompt.grammar(4)
-    names = list(schema["properties"])
-    assert names == schema["required"]
-    positions = [grammar.index(f'\\"{name}\\"') for name in names]
-    assert positions == sorted(positions)
-    assert prompt.parse_reply(json.dumps({"passage": 2, "quote": "q", "answer": "a"})) == prompt.Reply(2, "q", "a")
+def test_a_reply_held_to_the_json_schema_reads_as_the_grammars_reply():
+    reply = {"evidence": [2, 1], "answer": [{"ids": [2], "text": "Oil deliveries resumed."}]}
+    assert prompt.parse_reply(json.dumps(reply)) == prompt.parse_reply("Evidence: 2, 1\n[2] Oil deliveries resumed.")
 
 
 @pytest.mark.parametrize("rejected, then", [("grammar", "response_format"), ("response_format", None)])
@@ -207,8 +202,7 @@ def test_a_server_that_ignores_stream_still_answers(fake):
 
 
 def test_generations_run_side_by_side(fake):
-    fake.server.reply = lambda body: json.dumps({"passage": 1, "quote": body["messages"][-1]["content"],
-                                                 "answer": "ok"})
+    fake.server.reply = lambda body: "Evidence: 1\n[1] " + body["messages"][-1]["content"]
     gen = RemoteGenerator(fake.url)
     results: dict[int, str] = {}
 
@@ -221,7 +215,7 @@ def test_generations_run_side_by_side(fake):
         t.start()
     for t in threads:
         t.join(20)
-    assert {n: json.loads(r)["quote"] for n, r in results.items()} == {n: f"question number {n}" for n in range(6)}
+    assert results == {n: f"Evidence: 1\n[1] question number {n}" for n in range(6)}
 
 
 def test_closing_a_stream_early_leaves_the_generator_usable(fake):
@@ -373,7 +367,8 @@ def test_the_assistant_answers_with_a_citation_through_the_server(fake, store):
     assert not answer.refused and "Druzhba" in answer.text
     assert answer.citations and "Druzhba" in answer.citations[0].text
     assert answer.timings.prompt_tokens > 0
-    assert fake.chats()[0]["grammar"] == prompt.grammar(len(answer.passages))
+    shown = len(prompt.number_sentences(answer.passages))
+    assert fake.chats()[0]["grammar"] == prompt.grammar(shown)
 
 
 def test_qa_llm_url_selects_the_server(fake, monkeypatch, store):

@@ -32,7 +32,7 @@ def server_url(tmp_path_factory):
     model = resolve_model(SMALL_MODEL if _installed(SMALL_MODEL) else DEFAULT_MODEL, progress=False)
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+    command = [sys.executable, "-m", "qa.native", "server", "--model", str(model), "--host", "127.0.0.1",
                "--port", str(port), "--n_ctx", "2048", "--n_threads", str(os.cpu_count() or 1),
                "--verbose", "False"]
     url = f"http://127.0.0.1:{port}"

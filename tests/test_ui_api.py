@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fakes import FakeGenerator, HashEmbedder, shown_passages, write_article, write_articles
+from fakes import FakeGenerator, HashEmbedder, best_sentence, write_article, write_articles
 from index import Store, ingest
 from qa import Assistant, Settings
 
@@ -23,18 +23,6 @@ gradio_client = pytest.importorskip("gradio_client")
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")  # Gradio's own use of pandas
 
 _WORD = re.compile(r"\w+")
-
-
-def best_sentence(messages: list[dict]) -> str:
-    """A reply like the packaged model's: the sentence of passage [1] that shares most words with the
-    question, as the quote and as the answer, so the assistant's citation check passes on real words."""
-    passages = shown_passages(messages)
-    if not passages:  # the warm-up
-        return json.dumps({"passage": 1, "quote": "", "answer": ""})
-    asked = set(_WORD.findall(re.search(r"^Question: (.+)$", messages[-1]["content"], re.M)[1].lower()))
-    sentences = re.split(r"(?<=[.!?])\s+", passages[1])
-    best = max(sentences, key=lambda s: len(asked & set(_WORD.findall(s.lower()))))
-    return json.dumps({"passage": 1, "quote": best, "answer": best}, ensure_ascii=False)
 
 
 @dataclass

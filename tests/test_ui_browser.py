@@ -206,10 +206,9 @@ def test_markup_in_a_model_answer_never_runs_or_fetches(browser, site, monkeypat
     citation = Citation(n=1, passage_id=ferry.id, doc_id=ferry.doc_id, source=ferry.source, title=ferry.title,
                         date=ferry.date, text=ferry.text, start=ferry.start, end=ferry.end,
                         quote_start=ferry.start + lo, quote_end=ferry.end, score=ferry.score)
-    monkeypatch.setattr(site.generator, "reply", json.dumps({"passage": 1, "quote": "The ferry to Kelpie Island",
-                                                               "answer": HOSTILE_ANSWER}))
+    monkeypatch.setattr(site.generator, "reply", "Evidence: 1\n[1] " + HOSTILE_ANSWER.replace("[", "(").replace("]", ")"))
     monkeypatch.setattr(site.generator, "delay", 0.03)
-    monkeypatch.setattr(site.bot, "_finish", lambda question, *_: Answer(question, HOSTILE_ANSWER + " [1].",
+    monkeypatch.setattr(site.bot, "_answer", lambda question, *_: Answer(question, HOSTILE_ANSWER + " [1].",
                                                                            (citation,)))
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     requests, dialogs, errors = [], [], []

@@ -13,7 +13,8 @@ from html.parser import HTMLParser
 import pytest
 
 from index import DocumentInfo, IngestReport, Passage, Rejection
-from qa import Answer, Citation, InputError
+from fakes import FakeGenerator, quoting, shown_sentences
+from qa import Answer, Assistant, Citation, InputError
 from test_ui_api import fake_bot
 from ui import chat, export, render
 
@@ -99,6 +100,17 @@ def test_a_source_shows_title_date_and_file_name():
     source = render.source_html(citation(), turn=1, article=ARTICLE)
     assert "EU sanctions package stalls" in source and "2024-02-20" in source
     assert "sanctions.txt" in source and "/data/articles" not in source
+
+
+def test_a_web_source_links_to_its_article_and_nothing_else_is_a_link():
+    url = "https://news.example.com/2024/02/sanctions?id=7&x=\"><script>"
+    web = Parsed(render.source_html(citation(source="https://news.example.com/2024/02/sanctions"), turn=1))
+    assert web.hrefs == ["https://news.example.com/2024/02/sanctions"]
+    assert "news.example.com/2024/02/sanctions" in web.text
+    odd = Parsed(render.source_html(citation(source=url), turn=1))
+    assert odd.hrefs == [url] and "script" not in odd.tags, "an odd URL stays an inert attribute"
+    for source in ("javascript:alert(1)", "/data/articles/sanctions.txt", "news.jsonl#L12"):
+        assert Parsed(render.source_html(citation(source=source), turn=1)).hrefs == []
 
 
 # -- the passage in its article, with the supporting words marked ------------------------------------
@@ -303,12 +315,14 @@ def test_each_session_gets_its_own_conversation():
 
 
 def test_passages_are_set_for_one_request_only(bot):
-    view = chat.with_passages(bot, 2)
-    assert (view.settings.passages, bot.settings.passages) == (2, 4)
-    assert view.store is bot.store and view.generator is bot.generator
-    assert chat.with_passages(bot, 4) is bot and chat.with_passages(bot, None) is bot
+    generator = FakeGenerator(quoting("Druzhba"))
+    asking = Assistant(bot.store, generator, bot.settings)
+    asking.ask("Where do Druzhba deliveries go?", passages=1)
+    asking.ask("Where do Druzhba deliveries go?")
+    shown = [len({s for s in shown_sentences(messages)}) for messages, _ in generator.calls]
+    assert asking.settings.passages == 4 and shown[0] < shown[1]
     with pytest.raises(InputError):
-        chat.with_passages(bot, 50)
+        asking.ask("Where do Druzhba deliveries go?", passages=50)
 
 
 # -- export --------------------------------------------------------------------------------------------

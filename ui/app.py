@@ -29,7 +29,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
-from qa import Assistant, InputError, QAError
+from qa import Assistant, InputError, QAError, SearchFilter
 
 from . import chat, export, render, uploads
 
@@ -63,11 +63,11 @@ def build_app(bot: Assistant, uploads_dir: str | Path | None = None) -> gr.Block
             return question, "", gr.skip()
         return question, "", chat.messages([*conversation.exchanges, chat.waiting(question)])
 
-    def respond(question, passages, conversation):
+    def respond(question, passages, since, until, sources, conversation):
         if not question:
             yield gr.skip()
             return
-        yield from chat.respond(bot, question, conversation, passages)
+        yield from chat.respond(bot, question, conversation, passages, since, until, sources)
 
     def finished(conversation):
         """The export file and the text the copy button copies, for the conversation so far."""
@@ -114,12 +114,15 @@ def build_app(bot: Assistant, uploads_dir: str | Path | None = None) -> gr.Block
     def library():
         return render.documents_html(bot.store.documents())
 
-    def ask_api(question: str, passages: int = 0) -> dict:
+    def ask_api(question: str, passages: int = 0, since: str = "", until: str = "", sources: str = "") -> dict:
         """Answer a question from the indexed articles. `passages`: how many the model reads (0: the
-        server's setting). Returns {"text", "refused", "citations": [{"n", "title", "date", "source",
-        "passage", "quote", ...}], "searched", "notes", ...}; the text's [n] markers name the citations."""
+        server's setting); `since`, `until`: a date range (2025-07-04, 2025-07 or 2025); `sources`:
+        comma-separated parts of file paths. Returns {"text", "refused", "citations": [{"n", "title",
+        "date", "source", "passage", "quote", ...}], "searched", "notes", ...}; the text's [n] markers
+        name the citations."""
         try:
-            answer = chat.with_passages(bot, passages).ask(question)
+            filters = SearchFilter.parse(since, until, sources)
+            answer = bot.ask(question, filters=filters, passages=int(passages) if passages else None)
         except QAError as e:
             raise gr.Error(str(e), print_exception=False) from None
         return export.answer_record(answer)
@@ -158,6 +161,12 @@ def build_app(bot: Assistant, uploads_dir: str | Path | None = None) -> gr.Block
                                          info="How many passages the model reads before answering.",
                                          elem_id="qa-passages")
                     gr.Textbox(bot.generator.name, label="Model", interactive=False, elem_id="qa-model")
+                with gr.Accordion("Search only", open=False):
+                    with gr.Row():
+                        since = gr.Textbox(label="From", placeholder="2025-07-01", elem_id="qa-since")
+                        until = gr.Textbox(label="To", placeholder="2025-07", elem_id="qa-until")
+                    sources = gr.Textbox(label="Sources", placeholder="reuters, politics/",
+                                         info="Parts of file paths, separated by commas.", elem_id="qa-sources")
                 with gr.Accordion("Add articles", open=True):
                     files = gr.File(file_count="multiple", file_types=uploads.FILE_TYPES, elem_id="qa-upload",
                                     label="Drop .txt, .md or .html files (10 MB each at most)")
@@ -167,7 +176,7 @@ def build_app(bot: Assistant, uploads_dir: str | Path | None = None) -> gr.Block
 
         # The question travels by value from `take` to `respond`, so each click answers its own question;
         # "multiple" lets a question asked right after Stop wait for the model rather than be dropped.
-        answering = dict(fn=respond, inputs=[asked, passages, conversation], outputs=[chatbot],
+        answering = dict(fn=respond, inputs=[asked, passages, since, until, sources, conversation], outputs=[chatbot],
                          concurrency_id="model", trigger_mode="multiple", show_progress="minimal",
                          api_visibility="private")
         asked_events = [trigger(take, [question, conversation], [asked, question, chatbot], queue=False,

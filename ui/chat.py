@@ -2,8 +2,9 @@
 
 Each browser session has one `Conversation` (Gradio keeps a copy of the initial one per session and
 hands the same object to every event of that session). `respond` adds the question with "Searching
-the articles…", then follows the model piece by piece, then shows the finished answer with its
-sources, yielding the chat to draw after each step. Stop and Clear act at once, from another thread:
+the articles…", then shows the articles being read, the sentences the model picked as evidence and
+the answer as it is written, then the finished answer with its sources, yielding the chat to draw
+after each step. Stop and Clear act at once, from another thread:
 they take the answer's ticket away, so a stream still winding down (the model is only told to stop
 between two pieces) can no longer change the page. A stopped or failed answer stays on the page but
 never enters the history that follow-up questions carry. No Gradio here: `app.py` wires it up.
@@ -11,13 +12,12 @@ never enters the history that follow-up questions carry. No Gradio here: `app.py
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from qa import Answer, Assistant, QAError
+from qa import Answer, Assistant, Evidence, QAError, SearchFilter, Searched
 
 from . import render
 
@@ -114,19 +114,6 @@ def _stopped(e: Exchange) -> Exchange:
     return Exchange(e.question, render.stopped_html(e.partial or ""))
 
 
-def with_passages(bot: Assistant, passages: int | None) -> Assistant:
-    """`bot` showing the model `passages` passages, for one request; `bot` itself is left as it is.
-
-    A shallow copy shares the store, the model and their locks, so concurrent requests each keep
-    their own setting and an upload still reaches the next question.
-    """
-    if not passages or int(passages) == bot.settings.passages:
-        return bot
-    view = copy.copy(bot)
-    view.settings = replace(bot.settings, passages=int(passages)).checked()
-    return view
-
-
 def articles_for(bot: Assistant, answer: Answer) -> dict[str, str]:
     """The full text of each cited article, to show the passages in context."""
     texts = {}
@@ -139,9 +126,11 @@ def articles_for(bot: Assistant, answer: Answer) -> dict[str, str]:
     return texts
 
 
-def respond(bot: Assistant, question: str, conversation: Conversation,
-            passages: int | None = None) -> Iterator[list[dict]]:
+def respond(bot: Assistant, question: str, conversation: Conversation, passages: int | None = None,
+            since: str = "", until: str = "", sources: str = "") -> Iterator[list[dict]]:
     """Answer `question` as the next turn of `conversation`, yielding the chat after every step.
+
+    `since`, `until`, `sources`: the filter boxes as typed (dates, comma-separated parts of file paths).
 
     Ends early, without a last word, when the user stops the answer or clears the conversation.
     """
@@ -149,21 +138,26 @@ def respond(bot: Assistant, question: str, conversation: Conversation,
     ticket = conversation.begin(question)
     turn = len(conversation.exchanges)
     yield conversation.messages()
-    partial = ""
+    partial, status, evidence = "", render.SEARCHING, ()
     try:
-        asking = with_passages(bot, passages)
+        filters = SearchFilter.parse(since, until, sources)
         answer = None
-        for event in asking.stream(question, history):
-            if isinstance(event, str):
-                partial += event
-                shown = Exchange(question, render.pending_html(render.WRITING, partial), partial=partial)
-                if not conversation.update(ticket, shown):
-                    return
-                yield conversation.messages()
-            else:
+        for event in bot.stream(question, history, filters, passages=int(passages) if passages else None):
+            if isinstance(event, Answer):
                 answer = event
+                continue
+            if isinstance(event, Searched):
+                status = render.reading_status(event.titles)
+            elif isinstance(event, Evidence):
+                status, evidence = render.WRITING, event.quotes
+            else:
+                status, partial = render.WRITING, partial + event
+            shown = Exchange(question, render.pending_html(status, partial, evidence), partial=partial)
+            if not conversation.update(ticket, shown):
+                return
+            yield conversation.messages()
         assert answer is not None, "Assistant.stream ended without an answer"
-        done = Exchange(question, render.answer_html(answer, turn, articles_for(asking, answer)), answer)
+        done = Exchange(question, render.answer_html(answer, turn, articles_for(bot, answer)), answer)
     except QAError as e:
         done = Exchange(question, render.error_html(str(e)))
     except Exception:  # the user gets a message, the log gets the traceback

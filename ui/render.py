@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
-from qa import Answer, Citation
+from qa import Answer, Citation, Quote
 
 if TYPE_CHECKING:  # records of the index that qa hands through without re-exporting them
     from index import DocumentInfo, IngestReport, Passage
@@ -43,22 +43,54 @@ def source_id(turn: int, n: int) -> str:
 
 
 def file_name(source: str) -> str:
+    if _is_web(source):
+        return source
     return PurePath(source).name or source
 
 
+def _is_web(source: str) -> bool:
+    return source.lower().startswith(("http://", "https://")) and not any(c.isspace() for c in source)
+
+
+def where_html(source: str) -> str:
+    """A file's name, or a link to a web article (opened in a new tab, telling it nothing of this page)."""
+    if not _is_web(source):
+        return escape(file_name(source))
+    shown = source.split("://", 1)[1]
+    shown = shown if len(shown) <= 60 else shown[:57] + "…"
+    return (f'<a class="qa-source-link" href="{escape(source)}" target="_blank" '
+            f'rel="noopener noreferrer nofollow">{escape(shown)}</a>')
+
+
 def _meta(date: str | None, source: str) -> str:
-    """When and where from, for a source line: "2024-03-02 · pipeline.txt"."""
-    return f'<span class="qa-source-meta">{" · ".join(escape(x) for x in (date, file_name(source)) if x)}</span>'
+    """When and where from, for a source line: "2024-03-02 · pipeline.txt", a web article linked."""
+    parts = ([escape(date)] if date else []) + [where_html(source)]
+    return f'<span class="qa-source-meta">{" · ".join(parts)}</span>'
 
 
 def question_html(question: str) -> str:
     return f'<div class="qa-question">{escape(question)}</div>'
 
 
-def pending_html(status: str, partial: str = "") -> str:
-    """An answer still being made: the state it is in and the text streamed so far."""
+def pending_html(status: str, partial: str = "", evidence: Sequence[Quote] = ()) -> str:
+    """An answer still being made: the state it is in, the sentences it will rest on, and its text so far."""
     text = f'<div class="qa-answer qa-streaming">{escape(partial)}</div>' if partial else ""
-    return f'<div class="qa-status" role="status"><span class="qa-spinner"></span>{escape(status)}</div>{text}'
+    return (f'<div class="qa-status" role="status"><span class="qa-spinner"></span>{escape(status)}</div>'
+            f'{evidence_html(evidence)}{text}')
+
+
+def evidence_html(quotes: Sequence[Quote]) -> str:
+    """The sentences the model picked, shown while it writes: where the answer will come from."""
+    if not quotes:
+        return ""
+    items = "".join(f'<li><span class="qa-source-title">{escape(q.title)}</span> {_meta(q.date, q.source)}'
+                    f'<div class="qa-evidence-text">“{escape(q.text)}”</div></li>' for q in quotes)
+    return f'<details class="qa-evidence" open><summary>Answering from</summary><ul>{items}</ul></details>'
+
+
+def reading_status(titles: Sequence[str]) -> str:
+    shown = "; ".join(titles[:3]) + (f" and {len(titles) - 3} more" if len(titles) > 3 else "")
+    return f"Reading {len(titles)} article{'s' if len(titles) != 1 else ''}: {shown}"
 
 
 def stopped_html(partial: str) -> str:
@@ -79,8 +111,9 @@ def answer_html(answer: Answer, turn: int, articles: Mapping[str, str] | None = 
     if answer.refused:
         parts = [refusal_html(answer)]
     else:
-        parts = [f'<div class="qa-answer">{answer_text_html(answer.text, turn, answer.citations)}</div>',
-                 sources_html(answer.citations, turn, articles or {})]
+        body = sentences_html(answer, turn) if answer.sentences else \
+            answer_text_html(answer.text, turn, answer.citations)
+        parts = [f'<div class="qa-answer">{body}</div>', sources_html(answer.citations, turn, articles or {})]
     parts += [f'<div class="qa-note">{escape(note)}</div>' for note in answer.notes]
     if answer.timings.total:
         parts.append(f'<div class="qa-note">Took {answer.timings.total:.1f} s.</div>')
@@ -102,6 +135,19 @@ def answer_text_html(text: str, turn: int, citations: Sequence[Citation]) -> str
         last = m.end()
     out.append(escape(text[last:]))
     return "".join(out)
+
+
+def sentences_html(answer: Answer, turn: int) -> str:
+    """The answer's sentences, escaped, each followed by links to the sources it rests on."""
+    titles = {c.n: c.title for c in answer.citations}
+    out = []
+    for s in answer.sentences:
+        links = "".join(f'<a class="qa-cite" href="#{source_id(turn, n)}" title="{escape(titles.get(n, ""))}">'
+                        f'{escape(f"[{n}]")}</a>' for n in s.citations if n in titles)
+        body = s.text.rstrip()
+        end = body[-1] if body[-1:] in (".", "!", "?") else "."
+        out.append(f'<span class="qa-sentence">{escape(body.rstrip(".!?").rstrip())} {links}{escape(end)}</span>')
+    return " ".join(out)
 
 
 def sources_html(citations: Sequence[Citation], turn: int, articles: Mapping[str, str]) -> str:
@@ -189,7 +235,7 @@ def documents_html(documents: Sequence[DocumentInfo]) -> str:
     passages = sum(d.passages for d in documents)
     rows = "".join(
         f'<tr><td>{escape(d.title)}</td><td class="qa-nowrap">{escape(d.date or "")}</td>'
-        f'<td class="qa-num">{d.passages}</td><td>{escape(file_name(d.source))}</td></tr>'
+        f'<td class="qa-num">{d.passages}</td><td>{where_html(d.source)}</td></tr>'
         for d in sorted(documents, key=lambda d: (d.date or "", d.title), reverse=True))
     noun = "article" if len(documents) == 1 else "articles"
     return (f'<p class="qa-count">{len(documents)} {noun}, {passages} passages</p>'

@@ -19,7 +19,8 @@ from qa import Assistant, InputError
 if TYPE_CHECKING:
     from index import IngestReport
 
-FILE_TYPES = [".txt", ".md", ".html"]   # what the file picker offers; index/loading.py has the final say
+# What the file picker offers (articles, PDFs, feeds, archives); index/loading.py has the final say.
+FILE_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".rss", ".atom", ".xml", ".jsonl", ".gz", ".csv"]
 
 
 def default_folder(bot: Assistant) -> Path:

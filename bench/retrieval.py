@@ -1,0 +1,166 @@
+"""Retrieval quality and speed without the chat model: hit@k of each search method and variant.
+
+    python bench/retrieval.py --news-index DIR --sample-index DIR [--methods fused,dense] [--json F]
+
+For every answerable question of the news-2025 set (all, and its even and odd halves by position in
+the file: tune on one, check on the other) and of the two sample-corpus sets, it retrieves 20
+passages with each method and reports hit@4, 6, 10 and 20 (`qa.retrieval.hit_at`: a passage from
+a file in `sources` containing an `evidence_any` string), then the search latency p50/p95 per
+method on the news questions (query embedding included). A follow-up question is searched as the
+assistant would, with the previous turns (their answers unknown here, so left empty).
+
+Methods: `dense` and `bm25` alone, `fused` (what the assistant uses: `qa.retrieval.retrieve` with
+the default `Recipe`), `baseline` (the recipe before this work), and for each option of `Recipe`
+the default with that one option flipped (`-name` when the default has it on, `+name` when off),
+so that each change is measured on its own. Prints tables; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import fields, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT)]
+
+from index import Passage, Store, default_embedder  # noqa: E402
+from qa.evaluation import Question, load_questions  # noqa: E402
+from qa.retrieval import BASELINE, DEFAULT, hit_at, retrieve, standalone_query  # noqa: E402
+
+EVAL = ROOT.parent / "shared" / "eval"
+KS = (4, 6, 10, 20)
+Search = Callable[[Store, str, int], list[Passage]]
+
+
+def methods() -> dict[str, Search]:
+    found: dict[str, Search] = {
+        "dense": lambda store, query, k: store.search(query, k),
+        "bm25": lambda store, query, k: store.keyword_search(query, k),
+        "baseline": lambda store, query, k: retrieve(store, query, k, recipe=BASELINE),
+        "fused": lambda store, query, k: retrieve(store, query, k),
+    }
+    for candidates in (20, 50, 100):
+        if candidates != DEFAULT.candidates:
+            wider = replace(DEFAULT, candidates=candidates)
+            found[f"candidates={candidates}"] = lambda store, query, k, recipe=wider: retrieve(store, query, k,
+                                                                                            recipe=recipe)
+    everything = replace(DEFAULT, **{f.name: True for f in fields(DEFAULT) if isinstance(getattr(DEFAULT, f.name), bool)})
+    found["all"] = lambda store, query, k: retrieve(store, query, k, recipe=everything)
+    for f in fields(DEFAULT):
+        value = getattr(DEFAULT, f.name)
+        if isinstance(value, bool):
+            flipped = replace(DEFAULT, **{f.name: not value})
+            found[f"{'-' if value else '+'}{f.name}"] = (
+                lambda store, query, k, recipe=flipped: retrieve(store, query, k, recipe=recipe))
+    return found
+
+
+class CachedEmbedder:
+    """The real embedder, remembering each query's vector: every method embeds the same questions."""
+
+    def __init__(self, embedder):
+        self.embedder, self.name, self.dim = embedder, embedder.name, embedder.dim
+        self.cache: dict[str, object] = {}
+
+    def embed(self, texts: list[str]):
+        import numpy as np
+
+        missing = [t for t in texts if t not in self.cache]
+        if missing:
+            self.cache.update(zip(missing, self.embedder.embed(missing)))
+        return np.stack([self.cache[t] for t in texts])
+
+
+def query_of(q: Question) -> str:
+    return standalone_query(q.question, [(turn, "") for turn in q.conversation[:-1]])
+
+
+def question_sets(news: Path | None, sample: Path | None) -> list[tuple[str, Path, list[Question]]]:
+    """(name, index, answerable questions); the news halves are scored from the news set's results."""
+    sets = []
+    if news:
+        sets.append(("news", news, [q for q in load_questions(EVAL / "news-2025" / "questions.jsonl")]))
+    if sample:
+        for name in ("dev", "dev-synthesis"):
+            sets.append((name, sample, load_questions(EVAL / f"{name}.jsonl")))
+    return sets
+
+
+def halves(questions: list[Question]) -> dict[str, set[str]]:
+    """The ids of the even and odd questions by position in the file (before dropping unanswerable ones)."""
+    return {"news-even": {q.id for q in questions[0::2]}, "news-odd": {q.id for q in questions[1::2]}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--news-index", type=Path, help="an index of news-2025/corpus")
+    parser.add_argument("--sample-index", type=Path, help="an index of shared/corpus (the five sample articles)")
+    parser.add_argument("--methods", help="comma-separated subset of the methods (default: all)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--indexed-only", action="store_true",
+                        help="skip questions none of whose sources is in the index (for a partial index)")
+    args = parser.parse_args()
+    available = methods()
+    chosen = args.methods.split(",") if args.methods else list(available)
+    unknown = set(chosen) - set(available)
+    if unknown:
+        parser.error(f"unknown methods {sorted(unknown)}; there are {sorted(available)}")
+
+    embedder = CachedEmbedder(default_embedder())
+    stores: dict[Path, Store] = {}
+    hits: dict[str, dict[str, dict[int, int]]] = {}       # set -> method -> k -> questions hit
+    sizes: dict[str, int] = {}
+    latency: dict[str, list[float]] = {m: [] for m in chosen}
+    for set_name, index_dir, every in question_sets(args.news_index, args.sample_index):
+        if index_dir not in stores:
+            stores[index_dir] = Store.open(index_dir, embedder)
+            stores[index_dir].search("warm up", 1)
+            stores[index_dir].keyword_search("warm up", 1)
+        store = stores[index_dir]
+        questions = [q for q in every if q.answerable]
+        if args.indexed_only:
+            indexed = {Path(d.source).name for d in store.documents()}
+            questions = [q for q in questions if indexed & set(q.sources)]
+        parts = {set_name: {q.id for q in questions}, **(halves(every) if set_name == "news" else {})}
+        for part, ids in parts.items():
+            sizes[part] = len(ids & {q.id for q in questions})
+        for method in chosen:
+            first: dict[str, int] = {}  # question id -> rank of the first answer-bearing passage (99: none)
+            for q in questions:
+                if set_name == "news" or not args.news_index:
+                    embedder.cache.pop(query_of(q), None)  # the latency includes embedding the query
+                started = time.perf_counter()
+                found = available[method](store, query_of(q), max(KS))
+                if set_name == "news" or not args.news_index:
+                    latency[method].append(time.perf_counter() - started)
+                first[q.id] = next((i for i in range(len(found)) if hit_at(found[i:i + 1], q)), 99)
+            for part, ids in parts.items():
+                counts = {k: sum(first[i] < k for i in ids if i in first) for k in KS}
+                hits.setdefault(part, {})[method] = counts
+                print(f"{part:<14} {method:<22} " + "  ".join(f"@{k} {counts[k]:3d}" for k in KS), flush=True)
+
+    print("\nhit@4 / @6 / @10 / @20 (questions with an answer-bearing passage among the first k)")
+    print(f"{'method':<22}" + "".join(f"{s} (of {n})".rjust(24) for s, n in sizes.items()))
+    for method in chosen:
+        row = "".join(" / ".join(str(hits[s][method][k]) for k in KS).rjust(24) for s in sizes)
+        print(f"{method:<22}{row}")
+    print("\nsearch latency per question, ms (p50 / p95)")
+    for method in chosen:
+        times = sorted(latency[method])
+        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+        print(f"  {method:<22} {1000 * statistics.median(times):7.1f} / {1000 * p95:7.1f}")
+    print("\n" + " ".join(["python", *sys.argv]))
+    if args.json:
+        args.json.write_text(json.dumps({"sizes": sizes, "hits": hits, "passages": {str(p): len(s) for p, s in stores.items()},
+                                         "latency_ms": {m: [round(1000 * t, 2) for t in v] for m, v in latency.items()}},
+                                        indent=1))
+
+
+if __name__ == "__main__":
+    main()

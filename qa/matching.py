@@ -1,0 +1,184 @@
+"""Does a piece of evidence say what a sentence says? Lexical matching of words, numbers and names.
+
+The checks are lexical on purpose: fast, explainable, and aimed at what small models get wrong most
+often (a detail from nowhere, a number or a name that the cited sentence does not hold). Names are
+matched the way people write them: without accents ("Orbán" = "Orban"), as acronyms ("US" = "U.S." =
+"United States", "ICC" = "International Criminal Court"), as the country for its adjective
+("Estonian" ~ "Estonia") and with a typo's tolerance ("Szijarto" ~ "Szijjarto").
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# Words and dotted abbreviations ("U.S."), for finding runs of capitalised words ("New York City").
+_TOKEN = re.compile(r"(?:[A-Z]\.){2,}|[\w'’-]+")
+_JOINERS = frozenset("of the for de van von al".split())
+STOP_WORDS = frozenset("""
+a an and are as at be been being but by can could did do does for from had has have he her his how i if in into
+is it its of on or our she so such than that the their them then there these they this those to was we were
+what when where which who whom whose why will with would you your not no yes also about after before over
+said says say told according
+""".split())
+
+
+def fold(text: str) -> str:
+    """Lowercase without accents, so "Orbán" matches "Orban"."""
+    text = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in text if not unicodedata.combining(c)).replace("’", "'")
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer  # PyStemmer, as the keyword index uses
+
+    return Stemmer.Stemmer("english")
+
+
+def content_words(text: str) -> set[str]:
+    """Stemmed words that carry meaning, so "asked" matches "ask" and "sanctions" matches "sanction"."""
+    words = [w for w in _WORD.findall(fold(text)) if w not in STOP_WORDS and not w.isdigit()]
+    return set(_stemmer().stemWords(words))
+
+
+def numbers(text: str) -> set[str]:
+    """The numbers `text` states, written without thousands separators ("9,000" and "9000" are one)."""
+    out = set()
+    for n in _NUMBER.findall(text):
+        out.add(re.sub(r"(?<=\d),(?=\d{3}\b)", "", n).rstrip(".,"))
+    return out
+
+
+def _runs(text: str) -> list[tuple[int, list[str]]]:
+    """(start, words) of each run of capitalised words, joined by spaces and at most one joining word
+    ("Court of Justice"); "said" or a comma ends a run."""
+    runs: list[tuple[int, list[str]]] = []
+    words: list[str] = []
+    start = end = 0
+    pending: str | None = None
+    for m in _TOKEN.finditer(text):
+        word, gap = m.group(), text[end:m.start()]
+        capital = word[:1].isupper()
+        joined = words and not gap.strip()
+        if capital and joined:
+            words += [pending, word] if pending else [word]
+            pending = None
+        elif joined and not pending and word in _JOINERS:
+            pending = word
+        else:
+            if words:
+                runs.append((start, words))
+            words, pending, start = ([word], None, m.start()) if capital else ([], None, 0)
+        end = m.end()
+    if words:
+        runs.append((start, words))
+    return runs
+
+
+def names(text: str) -> list[str]:
+    """The proper names `text` states: runs of capitalised words not at the start of a sentence
+    (where every word is capitalised), plus acronyms anywhere ("NATO", "U.S.")."""
+    found = []
+    for start, words in _runs(text):
+        words = [re.sub(r"['’]s$", "", w).strip("'’-") for w in words]
+        before = text[:start].rstrip()
+        if not before or before[-1] in ".!?:;\"“(\n":  # capitalised perhaps only because it opens a sentence
+            head, words = words[0], words[1:]
+            if head.isupper() and len(head) > 1 and head.lower() not in STOP_WORDS:
+                found.append(head)
+            while words and words[0] in _JOINERS:
+                words = words[1:]
+        name = " ".join(words)
+        if name and len(name) > 1 and name.lower() not in STOP_WORDS:
+            found.append(name)
+    return found
+
+
+def _acronym(words: Iterable[str]) -> str:
+    return "".join(w[0] for w in words if w.lower() not in _JOINERS and w[:1].isupper())
+
+
+@functools.lru_cache(maxsize=256)
+def _name_index(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The folded words of `text`, and the acronyms its names make or are ("US", "ICC")."""
+    words = frozenset(_WORD.findall(fold(text)))
+    acronyms = set()
+    for _, parts in _runs(text):
+        while parts and parts[0].lower() in STOP_WORDS:  # "The United Nations"
+            parts = parts[1:]
+        if len(parts) > 1:
+            acronyms.add(_acronym(parts).lower())
+        for part in parts:
+            squeezed = part.replace(".", "")
+            if squeezed.isupper() and 1 < len(squeezed) <= 6:
+                acronyms.add(squeezed.lower())
+    return words, frozenset(acronyms)
+
+
+def _same_word(a: str, b: str) -> bool:
+    """One word of a name written two ways: equal, an adjective of the other (Estonian/Estonia, Hungarian/
+    Hungary), or a small misspelling (at most one edit in five letters)."""
+    if a == b:
+        return True
+    shorter = min(len(a), len(b))
+    prefix = len(_common_prefix(a, b))
+    if shorter >= 5 and prefix >= max(5, shorter - 1):
+        return True
+    from rapidfuzz.distance import Levenshtein
+
+    return shorter >= 5 and Levenshtein.distance(a, b) <= max(1, shorter // 5)
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+def has_name(name: str, text: str) -> bool:
+    """Whether `text` mentions the person, place or body called `name`, however it is written."""
+    words, acronyms = _name_index(text)
+    parts = [w for w in _WORD.findall(fold(name)) if w not in _JOINERS]
+    if not parts:
+        return True
+    squeezed = name.replace(".", "").replace(" ", "")
+    if squeezed.isupper() and squeezed.lower() in acronyms:
+        return True
+    if len(parts) > 1 and _acronym(name.split()).lower() in acronyms:
+        return True
+    if all(any(_same_word(p, w) for w in words if w[:1] == p[:1] or len(p) > 6) for p in parts):
+        return True
+    # A full name stands for a person the text names by surname alone ("Viktor Orban" ~ "Orban").
+    return len(parts) > 1 and any(_same_word(parts[-1], w) for w in words)
+
+
+def missing_names(sentence: str, evidence: str) -> list[str]:
+    """The names `sentence` states that `evidence` never mentions."""
+    return [n for n in names(sentence) if not has_name(n, evidence)]
+
+
+def missing_numbers(sentence: str, evidence: str) -> list[str]:
+    have = numbers(evidence)
+    return [n for n in numbers(sentence) if n not in have]
+
+
+def coverage(sentence: str, evidence: str, ignore: str = "") -> float:
+    """Share of the content words of `sentence` that `evidence` contains, less the words of `ignore` unless
+    that leaves none (a sentence that only restates the question must still be found in the evidence)."""
+    words = content_words(sentence)
+    words = (words - content_words(ignore)) or words
+    if not words:
+        return 0.0
+    return len(words & content_words(evidence)) / len(words)
+
+
+def relevance(question: str, text: str) -> float:
+    """Share of the question's content words that `text` contains: does it speak about what was asked?"""
+    asked = content_words(question)
+    return len(asked & content_words(text)) / len(asked) if asked else 0.0

@@ -1,0 +1,156 @@
+"""Each step of the grounding pipeline, the name and number matching it uses, and the reply format, on
+hand-made sentences (no index, no model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from index import Passage
+from qa import grounding, matching, prompt
+from qa.grounding import Claim
+from qa.prompt import Reply, ReplyStream, Sentence, parse_reply
+
+
+def passage(n: int, text: str, title: str) -> Passage:
+    return Passage(id=f"d{n}:0", doc_id=f"d{n}", source=f"/a/d{n}.txt", title=title, date=None, text=text,
+                   start=0, end=len(text))
+
+
+PASSAGES = [
+    passage(1, "The ministers met in Vienna on Monday. Oil exports fell by 12 percent in March, the office said.",
+            "Ministers meet in Vienna"),
+    passage(2, "The central bank kept its rate at 4.5 percent. Exports of oil dropped 12 percent in March.",
+            "Bank holds rates"),
+]
+SENTENCES = prompt.number_sentences(PASSAGES)
+
+
+def evidence(question: str, picked=()) -> grounding.Evidence:
+    return grounding.Evidence(question, {s.id: s for s in SENTENCES},
+                              {s.id: PASSAGES[s.passage].doc_id for s in SENTENCES},
+                              {s.id: PASSAGES[s.passage].title for s in SENTENCES}, tuple(picked))
+
+
+def ground(reply: str, question: str) -> list[Claim]:
+    return grounding.ground(parse_reply(reply), question, SENTENCES, PASSAGES)
+
+
+def test_sentences_are_numbered_once_each_in_reading_order_by_article():
+    assert [(s.id, s.passage, s.text) for s in SENTENCES] == [
+        (1, 0, "The ministers met in Vienna on Monday."),
+        (2, 0, "Oil exports fell by 12 percent in March, the office said."),
+        (3, 1, "The central bank kept its rate at 4.5 percent."),
+        (4, 1, "Exports of oil dropped 12 percent in March.")]
+    overlapping = [PASSAGES[0], passage(1, PASSAGES[0].text, "Ministers meet in Vienna")]
+    assert len(prompt.number_sentences(overlapping)) == 2
+
+
+def test_a_supported_sentence_passes_with_its_citation():
+    [claim] = ground("Evidence: 1\n[1] The ministers met on Monday in Vienna.", "Where did the ministers meet?")
+    assert (claim.text, claim.ids, claim.quoted) == ("The ministers met on Monday in Vienna.", (1,), False)
+
+
+def test_a_sentence_copied_from_an_article_is_quoted_whole_even_if_cut_short():
+    [claim] = ground("Evidence: 2\n[2] Oil exports fell by 12 percent in March, the off", "How much did exports fall?")
+    assert (claim.text, claim.quoted) == ("Oil exports fell by 12 percent in March, the office said.", True)
+
+
+def test_no_evidence_is_no_answer():
+    assert ground("Evidence: none", "Where did the ministers meet?") == []
+
+
+def test_a_number_not_in_the_cited_sentence_turns_the_claim_into_a_quote_of_it():
+    [claim] = ground("Evidence: 2\n[2] Oil exports fell by 15 percent in March.", "How much did oil exports fall in March?")
+    assert claim.quoted and claim.text == "Oil exports fell by 12 percent in March, the office said."
+
+
+def test_a_claim_about_something_else_is_dropped_when_its_sentence_does_not_answer():
+    claims = ground("Evidence: 3\n[3] The bank raised rates to fight inflation in Vienna.",
+                    "Why did the ministers travel to Vienna?")
+    assert claims == []
+
+
+def test_a_claim_citing_the_wrong_picked_sentence_is_recited():
+    [claim] = ground("Evidence: 1, 3\n[1] The central bank kept the rate at 4.5 percent.",
+                     "What did the central bank do?")
+    assert claim.ids == (3,) and not claim.quoted
+
+
+def test_a_copied_sentence_cited_by_the_wrong_number_is_quoted_from_the_right_one():
+    [claim] = ground("Evidence: 1, 3\n[1] The central bank kept its rate at 4.5 percent.", "What did the central bank do?")
+    assert claim.ids == (3,) and claim.quoted
+
+
+def test_a_claim_that_only_restates_the_question_is_not_supported_by_any_sentence():
+    assert not grounding.supports("The ministers met.", "The central bank kept its rate.", "Where did the ministers meet?")
+
+
+def test_the_same_fact_in_another_article_is_cited_too():
+    [claim] = ground("Evidence: 2\n[2] Oil exports dropped 12 percent in March.", "What happened to oil exports?")
+    assert claim.ids == (2, 4)
+
+
+def test_a_repeated_fact_is_said_once():
+    claims = ground("Evidence: 1\n[1] The ministers met on Monday in Vienna.\n[1] The ministers met in Vienna.",
+                    "Where did the ministers meet?")
+    assert [c.text for c in claims] == ["The ministers met on Monday in Vienna."]
+
+
+def test_a_true_sentence_about_something_else_does_not_answer():
+    assert ground("Evidence: 1\n[1] The ministers gathered in Vienna.", "Which football club do the ministers support?") == []
+    assert ground("Evidence: 1\n[1] The ministers gathered in Vienna.", "What did Napoleon say about Zanzibar?") == []
+
+
+def test_an_address_in_the_models_own_words_is_not_given():
+    claims = grounding.no_addresses_outside_quotes(
+        [Claim("Read more at evil.example/x about the Vienna meeting.", (1,), checked=True)],
+        evidence("Where did the ministers meet?"))
+    assert claims == []
+
+
+@pytest.mark.parametrize("name, text, found", [
+    ("United States", "The U.S. ambassador spoke.", True),
+    ("US", "the United States said", True),
+    ("ICC", "The International Criminal Court issued a warrant.", True),
+    ("Estonian", "Estonia's prime minister spoke.", True),
+    ("Hungarian", "the government of Hungary said", True),
+    ("Szijjarto", "Péter Szijjártó met Lavrov.", True),
+    ("Szijarto", "Péter Szijjártó met Lavrov.", True),
+    ("Viktor Orban", "Orbán met Putin.", True),
+    ("Angela Merkel", "Orbán met Putin.", False),
+    ("Austria", "Australia's prime minister spoke.", False),
+    ("NATO", "The European Union met.", False),
+])
+def test_names_match_as_people_write_them(name, text, found):
+    assert matching.has_name(name, text) is found
+
+
+def test_names_are_the_capitalised_runs_not_the_word_that_opens_a_sentence():
+    assert matching.names("Officials said the U.S. and NATO met in New York City.") == ["U.S.", "NATO", "New York City"]
+    assert matching.names("NATO met. Then Hungary spoke.") == ["NATO", "Hungary"]
+
+
+def test_numbers_match_with_or_without_thousands_separators():
+    assert matching.missing_numbers("Microsoft cut 9,000 jobs", "about 9000 workers") == []
+    assert matching.missing_numbers("Microsoft cut 9,500 jobs", "about 9000 workers") == ["9500"]
+
+
+def test_the_reply_is_read_as_evidence_ids_and_cited_lines():
+    assert parse_reply("Evidence: 4, 9\n[4] A.\n[9, 2] B.") == Reply((4, 9), (((4,), "A."), ((9, 2), "B.")))
+    assert parse_reply("Evidence: none") == Reply((), ())
+    assert parse_reply('{"evidence": [3], "answer": [{"ids": [3], "text": "C."}]}') == Reply((3,), (((3,), "C."),))
+    assert parse_reply("garbage") == Reply((), ())
+
+
+def test_the_stream_shows_the_evidence_once_then_only_the_answer_text():
+    reply, stream, events = "Evidence: 4, 9\n[4] Microsoft is cutting jobs.\n[9] Cuts follow May's.", ReplyStream(), []
+    for i in range(0, len(reply), 3):
+        events.append(stream.feed(reply[i:i + 3]))
+    assert [ids for ids, _ in events if ids is not None] == [(4, 9)]
+    assert "".join(text for _, text in events) == "Microsoft is cutting jobs. Cuts follow May's."
+
+
+def test_the_json_schema_twin_of_the_grammar_limits_ids_to_those_shown():
+    schema = prompt.reply_schema(3)
+    assert schema["properties"]["evidence"]["items"]["enum"] == [1, 2, 3]
+    assert schema["properties"]["answer"]["maxItems"] == prompt.MAX_LINES
