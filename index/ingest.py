@@ -280,6 +280,8 @@ def _embed(embedder: Embedder, texts: list[str], dim: int, batch_size: int) -> n
     doing the same across the group keeps small batches as fast as one big `encode` call.
     """
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    # A remote embedder asks for calls of several requests' worth, to keep its parallel requests busy.
+    batch_size = max(batch_size, getattr(embedder, "texts_per_call", 0))
     vectors = np.zeros((len(texts), dim), dtype=np.float32)
     for start in range(0, len(texts), batch_size):
         rows = order[start:start + batch_size]

@@ -178,7 +178,8 @@ class Store:
         if name != embedder.name or dim != int(embedder.dim):
             raise IndexMismatchError(
                 f"the index at {index_dir} was built with the embedder {name!r} ({dim} dimensions), "
-                f"not {embedder.name!r} ({embedder.dim} dimensions); use that embedder, "
+                f"not {embedder.name!r} ({embedder.dim} dimensions); use that embedder (a server's: "
+                f"QA_EMBED_URL and QA_EMBED_MODEL), "
                 f"or {_rebuild_hint(index_dir)}")
         for filename, digest in files.items():
             path = index_dir / filename

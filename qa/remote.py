@@ -29,16 +29,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import PurePosixPath
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from index.errors import InputError, ModelError
+from index.openai_http import error_detail, error_message, http_client, split_url
 
 from . import prompt
 from .llm import ContextOverflowError, Message
@@ -71,31 +70,6 @@ def estimate_tokens(messages: list[Message]) -> int:
                for m in messages) + _MESSAGE_OVERHEAD
 
 
-def _split_url(url: str) -> tuple[str, str, str]:
-    """(server root, API root, the URL as shown to the user) for `http://host:port[/prefix][/v1]`."""
-    if not isinstance(url, str) or not url.strip():
-        raise InputError("the LLM server URL is empty: give one like http://127.0.0.1:8080")
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"the LLM server URL must start with http:// or https:// and name a host, "
-                         f"like http://127.0.0.1:8080, not {url!r}")
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        raise InputError(f"the LLM server URL {url!r} has an invalid port") from None
-    path = parts.path.rstrip("/")
-    if path.endswith("/chat/completions"):
-        path = path[: -len("/chat/completions")]
-    if path.endswith("/v1"):
-        root, api = path[: -len("/v1")], path
-    else:
-        root, api = path, path + "/v1"
-    netloc = parts.netloc.rpartition("@")[2]  # credentials in the URL are not shown in messages
-    shown = urlunsplit((parts.scheme, netloc, path, "", ""))
-    base = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
-    return base + root, base + api, shown
-
-
 class RemoteGenerator:
     """A chat model served over HTTP by an OpenAI-compatible server at `url`.
 
@@ -110,14 +84,8 @@ class RemoteGenerator:
                  context_size: int = 2048, constraint: str = "auto", timeout: float = 300.0):
         if constraint != "auto" and constraint not in CONSTRAINTS:
             raise InputError(f"constraint must be auto or one of {', '.join(CONSTRAINTS)}, not {constraint!r}")
-        self._root, self._api, self.url = _split_url(url)
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        # trust_env=False: the prompt goes to this URL only, never through a proxy from the environment;
-        # a certificate authority of one's own (SSL_CERT_FILE) is still honoured.
-        cafile = os.environ.get("SSL_CERT_FILE")
-        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(min(timeout, _QUICK), connect=10.0),
-                                    verify=ssl.create_default_context(cafile=cafile) if cafile else True,
-                                    trust_env=False)
+        self._root, self._api, self.url = split_url(url, "LLM server", "/chat/completions")
+        self._client = http_client(api_key, httpx.Timeout(min(timeout, _QUICK), connect=10.0))
         self._timeout = timeout
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
@@ -167,7 +135,7 @@ class RemoteGenerator:
 
     def _status_error(self, response: httpx.Response, doing: str) -> ModelError:
         status = response.status_code
-        detail = _error_detail(response)
+        detail = error_detail(response)
         if status in (401, 403):
             return ModelError(f"the LLM server at {self.url} refused the request (HTTP {status}: {detail}): "
                               "set its API key in QA_LLM_KEY")
@@ -207,7 +175,7 @@ class RemoteGenerator:
             raise self._fail(e, "counting tokens" if not quiet else "finding out what it is") from None
         if response.status_code != 200:
             if not quiet:
-                log.warning("%s answered HTTP %d: %s", url, response.status_code, _error_detail(response))
+                log.warning("%s answered HTTP %d: %s", url, response.status_code, error_detail(response))
             return None
         try:
             return response.json()
@@ -291,7 +259,7 @@ class RemoteGenerator:
                                      timeout=httpx.Timeout(self._timeout, connect=10.0)) as response:
                 if response.status_code >= 400:
                     response.read()
-                    detail = _error_detail(response)
+                    detail = error_detail(response)
                     if constrained and self._auto and response.status_code in (400, 422, 500, 501) and \
                             any(word in detail.lower() for word in _CONSTRAINT_WORDS):
                         return detail
@@ -332,7 +300,7 @@ class RemoteGenerator:
                 raise ModelError(f"the LLM server at {self.url} sent a malformed stream: {data[:100]!r}")
             if chunk.get("error"):
                 raise ModelError(f"the LLM server at {self.url} failed while answering: "
-                                 f"{_message(chunk['error'])}")
+                                 f"{error_message(chunk['error'])}")
             for choice in chunk.get("choices") or ():
                 if not isinstance(choice, dict):
                     raise ModelError(f"the LLM server at {self.url} sent a malformed stream: {data[:100]!r}")
@@ -342,22 +310,3 @@ class RemoteGenerator:
                 finished = finished or bool(choice.get("finish_reason"))
         if not finished:
             raise ModelError(f"the LLM server at {self.url} ended the stream before the reply was complete")
-
-
-def _message(error) -> str:
-    if isinstance(error, dict):
-        return str(error.get("message") or error.get("detail") or error)
-    return str(error)
-
-
-def _error_detail(response: httpx.Response) -> str:
-    """The server's own words about an error, from the JSON shapes servers use, else the body's start."""
-    try:
-        data = response.json()
-    except ValueError:
-        return " ".join(response.text.split())[:300] or response.reason_phrase
-    if isinstance(data, dict):
-        for key in ("error", "detail", "message"):
-            if data.get(key):
-                return _message(data[key])[:300]
-    return json.dumps(data)[:300]

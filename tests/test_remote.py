@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import html
 import json
-import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -23,6 +20,7 @@ from index import InputError, ModelError
 from qa import Assistant, Settings, prompt
 from qa.llm import ContextOverflowError
 from qa.remote import RemoteGenerator, estimate_tokens
+from servers import FakeOpenAIHandler, free_port, serving
 
 REPLY = "Evidence: 1\n[1] Oil deliveries resumed on Saturday."
 
@@ -47,32 +45,16 @@ class FakeServer:
 
 
 def _handler(server: FakeServer):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def _send(self, status: int, body: dict | str, content_type: str = "application/json") -> None:
-            data = (body if isinstance(body, str) else json.dumps(body)).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _authorized(self) -> bool:
-            if server.key and self.headers.get("Authorization") != f"Bearer {server.key}":
-                self._send(401, {"error": {"message": "Invalid API key", "type": "auth"}})
-                return False
-            return True
+    class Handler(FakeOpenAIHandler):
+        state = server
+        _send = FakeOpenAIHandler.send_json
 
         def do_GET(self):
-            server.requests.append(("GET", self.path, dict(self.headers), None))
-            if not self._authorized():
+            self.received("GET")
+            if not self.authorized():
                 return
             if self.path == "/v1/models":
-                data = [{"id": m, "object": "model"} for m in server.models]
+                data = self.model_list()
                 if server.kind == "openai" and server.n_ctx:
                     for m in data:
                         m["max_model_len"] = server.n_ctx
@@ -82,9 +64,8 @@ def _handler(server: FakeServer):
             self._send(404, {"detail": "Not Found"})
 
         def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-            server.requests.append(("POST", self.path, dict(self.headers), body))
-            if not self._authorized():
+            body = self.received("POST")
+            if not self.authorized():
                 return
             if self.path == "/apply-template" and server.kind == "llama.cpp":
                 text = "".join(f"<|{m['role']}|> {m['content']} " for m in body["messages"])
@@ -134,40 +115,19 @@ def _handler(server: FakeServer):
     return Handler
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        # A client that went away (a closed stream, a timeout) is expected here, not worth a traceback
-        # printed into a later test's output.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 @pytest.fixture
 def fake():
     """A running fake server: `fake.url`, `fake.server` (its behaviour, changeable during the test)."""
     behaviour = FakeServer()
-    httpd = _Server(("127.0.0.1", 0), _handler(behaviour))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
+    with serving(_handler(behaviour)) as url:
+        class Running:
+            server = behaviour
 
-    class Running:
-        server = behaviour
-        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+            def chats(self):
+                return [body for method, path, _, body in behaviour.requests if path == "/v1/chat/completions"]
 
-        def chats(self):
-            return [body for method, path, _, body in behaviour.requests if path == "/v1/chat/completions"]
-
-    yield Running()
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        Running.url = url
+        yield Running()
 
 
 MESSAGES = [{"role": "system", "content": "Reply in JSON."}, {"role": "user", "content": "Where did they meet?"}]
@@ -346,7 +306,7 @@ def test_the_api_key_is_sent_and_never_shown(fake):
 # -- errors: always a ModelError that names the URL ---------------------------------------------------
 
 def test_a_server_that_is_down_is_a_clear_error():
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(ModelError, match=f"cannot reach the LLM server at {url}"):
         RemoteGenerator(url)
 
@@ -430,7 +390,7 @@ def test_the_cli_flag_reports_a_server_that_is_down_in_one_line(tmp_path, articl
     monkeypatch.setattr(assistant, "default_embedder", lambda: embedder)
     assert cli.main(["ingest", str(articles_dir), "--index", str(tmp_path / "ix")]) == 0
     capsys.readouterr()
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     assert cli.main(["ask", "Where?", "--index", str(tmp_path / "ix"), "--llm-url", url]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"qa: cannot reach the LLM server at {url}") and "Traceback" not in err

@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
-import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 
 from index import Store, default_embedder, ingest
 from qa import Assistant, Settings
 from qa.models import DEFAULT_MODEL, PACKAGED_MODELS, resolve_model
 from qa.remote import RemoteGenerator
+from servers import free_port, running
 
 pytestmark = pytest.mark.slow
 
@@ -29,45 +26,18 @@ def _installed(name: str) -> bool:
     return all(importlib.util.find_spec(p) is not None for p in PACKAGED_MODELS[name].packages)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory):
     """A llama-cpp-python server on a free loopback port, killed when the module's tests are done."""
     model = resolve_model(SMALL_MODEL if _installed(SMALL_MODEL) else DEFAULT_MODEL, progress=False)
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     command = [sys.executable, "-m", "qa.native", "server", "--model", str(model), "--host", "127.0.0.1",
                "--port", str(port), "--n_ctx", "2048", "--n_threads", str(os.cpu_count() or 1),
                "--verbose", "False"]
-    with log.open("wb") as out:
-        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"the server exited with status {server.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server was not ready after {START_TIMEOUT} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with running(command, f"{url}/v1/models", log, START_TIMEOUT):
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture(scope="module")
