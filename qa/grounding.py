@@ -125,12 +125,22 @@ def supported(claims: list[Claim], evidence: Evidence) -> list[Claim]:
     out = []
     for claim in claims:
         if supports(claim.text, evidence.text(claim.ids), evidence.question):
-            out.append(replace(claim, checked=True))
+            out.append(replace(claim, ids=_needed(claim, evidence), checked=True))
             continue
         others = [i for i in evidence.picked if i not in claim.ids]
         better = next((i for i in others if supports(claim.text, evidence.text([i]), evidence.question)), None)
         out.append(replace(claim, ids=(better,), checked=True) if better else claim)
     return out
+
+
+def _needed(claim: Claim, evidence: Evidence) -> tuple[int, ...]:
+    """The claim's ids less those it is supported without: every citation must carry part of the claim."""
+    ids = list(claim.ids)
+    for i in reversed(claim.ids):
+        rest = [j for j in ids if j != i]
+        if rest and supports(claim.text, evidence.text(rest), evidence.question):
+            ids = rest
+    return tuple(ids)
 
 
 def quote_unsupported(claims: list[Claim], evidence: Evidence) -> list[Claim]:

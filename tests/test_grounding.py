@@ -154,3 +154,8 @@ def test_the_json_schema_twin_of_the_grammar_limits_ids_to_those_shown():
     schema = prompt.reply_schema(3)
     assert schema["properties"]["evidence"]["items"]["enum"] == [1, 2, 3]
     assert schema["properties"]["answer"]["maxItems"] == prompt.MAX_LINES
+
+
+def test_a_citation_that_carries_nothing_of_the_claim_is_dropped():
+    [claim] = ground("Evidence: 1, 3\n[1, 3] The ministers met on Monday in Vienna.", "Where did the ministers meet?")
+    assert claim.ids == (1,)
