@@ -33,11 +33,12 @@ class SearchFilter:
 
     @classmethod
     def parse(cls, since: str | None = None, until: str | None = None,
-              sources: Sequence[str] | str = ()) -> SearchFilter:
+              sources: Sequence[str] | str | None = ()) -> SearchFilter:
         """A filter from what a user typed: "2025", "2025-07" or "2025-07-04" (a year or a month means
         all of it), sources as a list or comma-separated. InputError saying what is wrong."""
         if isinstance(sources, str):
             sources = sources.split(",")
+        sources = sources or ()  # an empty box of the browser form arrives as None
         start = _date(since, "since", first=True) if since and since.strip() else None
         end = _date(until, "until", first=False) if until and until.strip() else None
         if start and end and start > end:

@@ -48,6 +48,7 @@ def test_a_month_or_year_means_all_of_it():
     assert SearchFilter.parse("2024-02", "2024-02") == SearchFilter("2024-02-01", "2024-02-29")
     assert SearchFilter.parse("2025", "2025").until == "2025-12-31"
     assert not SearchFilter.parse("", " ", "")
+    assert not SearchFilter.parse(None, None, None), "empty boxes of the browser form arrive as None"
 
 
 @pytest.mark.parametrize("since, until, message", [
