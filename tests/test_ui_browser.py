@@ -294,10 +294,14 @@ def test_the_real_model_answers_in_the_browser_with_a_marked_source(browser, tmp
     """The packaged embedder and chat model over data/articles, asked from the page (about a minute)."""
     from conftest import SAMPLE_ARTICLES
     from index import default_embedder, ingest
+    from index import Store
     from qa import Assistant
+    from qa.llm import LlamaGenerator
 
     ingest([SAMPLE_ARTICLES], tmp_path / "index", default_embedder(), progress=False)
-    app, url = running_app(Assistant.load(tmp_path / "index", progress=False), tmp_path / "uploads")
+    # A model of its own, so that the answer does not depend on the prompts other test files left in its cache.
+    bot = Assistant(Store.open(tmp_path / "index", default_embedder()), LlamaGenerator(progress=False))
+    app, url = running_app(bot, tmp_path / "uploads")
     try:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
