@@ -193,7 +193,7 @@ class Assistant:
         first = first_text = picked = None
         llm_start = time.perf_counter()
         for piece in self.generator.generate(messages, max_tokens=self.settings.max_tokens,
-                                             grammar=prompt.grammar(len(sentences))):
+                                             grammar=prompt.grammar_for(sentences)):
             first = first or time.perf_counter()
             ids, text = reader.feed(piece)
             if ids is not None:

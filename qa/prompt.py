@@ -134,16 +134,30 @@ def build_messages(question: str, passages: Sequence[Passage], sentences: Sequen
 _MARKERS = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
 
 
-def grammar(shown: int) -> str:
-    """GBNF for the reply, with ids limited to 1..shown."""
+def grammar(shown: int, characters: str = "") -> str:
+    """GBNF for the reply, with ids limited to 1..shown, and the answer's text to printable ASCII and the
+    other characters of `characters` (the shown sentences: their accents, quotation marks and dashes).
+    Without that limit the 1.5B model, trained on much Chinese, slips into it mid-sentence."""
     ids = " | ".join(f'"{n}"' for n in range(1, shown + 1))
+    extra = "".join(sorted({c for c in characters if ord(c) > 126 and c.isprintable()}))
     return (
         'root ::= "Evidence: " ( "none" | ids "\\n" line ( "\\n" line ){0,' f"{MAX_LINES - 1}" "} )\n"
         'ids ::= id ( ", " id ){0,' f"{MAX_EVIDENCE - 1}" "}\n"
         'line ::= "[" id ( ", " id ){0,3} "] " text\n'
-        f'text ::= [^\\n\\[\\]]{{4,{LINE_CHARS}}}\n'
+        f'text ::= [ -Z\\\\^-~{extra}]{{4,{LINE_CHARS}}}\n'
         f"id ::= {ids}\n"
     )
+
+
+def grammar_for(sentences: Sequence[Sentence]) -> str:
+    """`grammar` for these shown sentences."""
+    return grammar(len(sentences), "".join(s.text for s in sentences))
+
+
+def shown_in(grammar_text: str) -> int | None:
+    """How many sentence ids a grammar made by `grammar` allows (None: not one of ours)."""
+    m = re.search(r'^id ::= ((?:"\d+"(?: \| )?)+)$', grammar_text, re.MULTILINE)
+    return len(re.findall(r'"\d+"', m.group(1))) if m and grammar_text.startswith('root ::= "Evidence: "') else None
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,6 @@ from .llm import ContextOverflowError, Message
 log = logging.getLogger(__name__)
 
 CONSTRAINTS = ("grammar", "json_schema", "none")
-_MAX_SENTENCES = 400  # 20 passages (the largest setting, config.py) of 80 words: grammars with a JSON-schema twin
 _BYTES_PER_TOKEN = 3  # English BPE averages about 4 characters a token: 3 bytes overestimates, as it should
 _MESSAGE_OVERHEAD = 8  # role markers and separators a chat template adds around each message
 _CONSTRAINT_WORDS = ("grammar", "response_format", "json_schema", "schema")
@@ -53,10 +52,8 @@ _QUICK = 30.0  # seconds for the calls that are not a generation: listing models
 
 
 def _schema_for(grammar: str) -> dict | None:
-    for n in range(1, _MAX_SENTENCES + 1):
-        if prompt.grammar(n) == grammar:
-            return prompt.reply_schema(n)
-    return None
+    shown = prompt.shown_in(grammar)
+    return prompt.reply_schema(shown) if shown else None
 
 
 def _chatml(messages: list[Message]) -> str:

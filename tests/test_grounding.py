@@ -156,6 +156,17 @@ def test_the_json_schema_twin_of_the_grammar_limits_ids_to_those_shown():
     assert schema["properties"]["answer"]["maxItems"] == prompt.MAX_LINES
 
 
+def test_the_answer_may_use_the_shown_sentences_characters_and_no_other_script():
+    shown = [Sentence(1, 0, 0, 30, "Orbán met Putin — “a boon”, critics said.")]
+    grammar = prompt.grammar_for(shown)
+    text_rule = next(line for line in grammar.splitlines() if line.startswith("text ::="))
+    assert all(c in text_rule for c in "á—“”") and "国" not in text_rule and "[" not in text_rule[10:-8]
+    assert prompt.shown_in(grammar) == 1 and prompt.shown_in("root ::= x") is None
+    from llama_cpp import LlamaGrammar
+
+    LlamaGrammar.from_string(grammar, verbose=False)  # llama.cpp parses it
+
+
 def test_a_citation_that_carries_nothing_of_the_claim_is_dropped():
     [claim] = ground("Evidence: 1, 3\n[1, 3] The ministers met on Monday in Vienna.", "Where did the ministers meet?")
     assert claim.ids == (1,)
