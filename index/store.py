@@ -13,7 +13,9 @@ A save writes a new generation beside the old one, then atomically replaces the 
 deletes what the manifest no longer names: a crash at any point leaves a loadable index. The
 manifest carries a sha256 of each data file and one of its own body, so a damaged file is found on
 open; the damaged index is then moved into a `broken-<time>` folder and the error says where.
-Saves, and whatever moves or deletes files, hold an exclusive lock on the folder. Passage
+Saves, and whatever moves or deletes files, hold an exclusive lock (the lock file `save.lock`); an
+ingest holds another (`write.lock`) from start to end, so that one writer at a time changes the index
+(index/ingest.py). Readers take no lock. Passage
 metadata lives in memory; document texts are read from SQLite when asked for. Search is exact
 below `ann_threshold` passages (default 50,000, or QA_ANN_THRESHOLD) and approximate past it, tuned
 to a recall@10 of 0.95; the switch happens when the store is saved. One writer at a time.
@@ -21,7 +23,6 @@ to a recall@10 of 0.95; the switch happens when the store is saved. One writer a
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -30,9 +31,7 @@ import os
 import re
 import sqlite3
 import threading
-import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from .chunking import ChunkingParams
 from .embedding import Embedder
 from .errors import CorruptIndexError, IndexMismatchError, IndexNotFoundError, IndexWriteError, QAError
 from .files import fsync as _fsync
+from .files import locked
 from .filters import SearchFilter
 from .files import sha256_file as _sha256_file
 from .keyword import KeywordIndex
@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+SAVE_LOCK = "save.lock"  # held while a save, a move aside or a cleanup changes the folder's files
+WRITE_LOCK = "write.lock"  # held by a writer over a whole ingest (index.ingest.writing)
+LOCK_FILES = (SAVE_LOCK, WRITE_LOCK)
 LOCK_WAIT = 30.0  # seconds an open waits for another process's save before judging a damaged-looking index
 # Files this module owns in an index folder (with leftovers of interrupted saves); others are left alone.
 _DATA_FILE = re.compile(r"(vectors-(\d{6})\.faiss|passages-(\d{6})\.sqlite|keyword-(\d{6})\.\w+\.(?:npy|json))"
@@ -542,42 +545,10 @@ def _connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False)
 
 
-@contextlib.contextmanager
-def _writer_lock(folder: Path, wait: float | None = None) -> Iterator[bool]:
-    """Hold an exclusive lock on the index folder itself; yields whether it was had within `wait` seconds.
-
-    `wait` None waits as long as it takes. flock is released by the kernel when its process dies,
-    so a killed save leaves no stale lock. Where there is no flock (Windows, some network file
-    systems) this locks nothing and yields True: one writer at a time is then up to the user.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield True
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        yield False
-        return
-    try:
-        deadline = None if wait is None else time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX if deadline is None else fcntl.LOCK_EX | fcntl.LOCK_NB)
-                locked = True
-            except BlockingIOError:
-                locked = False
-                if time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    continue
-            except OSError as e:  # no locks here (ENOLCK, ENOTSUP): carry on unlocked
-                log.debug("cannot lock %s: %s", folder, e)
-                locked = True
-            break
-        yield locked
-    finally:
-        os.close(fd)  # also releases the lock
+def _writer_lock(folder: Path, wait: float | None = None):
+    """The lock a save holds on the index folder (the lock file SAVE_LOCK); yields whether it was had
+    within `wait` seconds (None: as long as it takes). See `index.files.locked`."""
+    return locked(folder / SAVE_LOCK, wait)
 
 
 def _move_aside(index_dir: Path) -> str:

@@ -65,10 +65,10 @@ def index_state(index_dir: Path, embedder) -> IndexState:
 
 
 def index_files(index_dir: Path) -> list[str]:
-    """The folder's files, but for the ingest's lock file, which stays there on purpose."""
-    from index.ingest import WRITE_LOCK
+    """The folder's files, but for the lock files, which stay there on purpose."""
+    from index.store import LOCK_FILES
 
-    return sorted(p.name for p in index_dir.iterdir() if p.name != WRITE_LOCK)
+    return sorted(p.name for p in index_dir.iterdir() if p.name not in LOCK_FILES)
 
 
 def named_files(index_dir: Path) -> list[str]:

@@ -16,8 +16,7 @@ from crashing import index_files, index_state
 from fakes import FakeGenerator, HashEmbedder, write_articles
 from index import CorruptIndexError, IndexMismatchError, Store, ingest
 from index import store as store_module
-from index.ingest import WRITE_LOCK
-from index.store import _manifest_checksum, _writer_lock
+from index.store import LOCK_FILES, _manifest_checksum, _writer_lock
 from qa import cli
 
 FILES = ["manifest.json", "vectors-*.faiss", "passages-*.sqlite"]
@@ -54,15 +53,15 @@ DAMAGES = ["truncated", "zero bytes", "bit flipped at 0.1", "bit flipped at 0.5"
                                           if (p, h) != ("manifest.json", "deleted")])
 def test_a_damaged_file_is_named_and_the_index_moved_aside(index_dir, pattern, how):
     (path,) = index_dir.glob(pattern)
-    originals = {p.name for p in index_dir.iterdir() if p.name != WRITE_LOCK}
+    originals = {p.name for p in index_dir.iterdir() if p.name not in LOCK_FILES}
     damage(path, how)
-    damaged = {p.name: p.read_bytes() for p in index_dir.iterdir() if p.name != WRITE_LOCK}
+    damaged = {p.name: p.read_bytes() for p in index_dir.iterdir() if p.name not in LOCK_FILES}
     with pytest.raises(CorruptIndexError) as caught:
         Store.open(index_dir, HashEmbedder())
     (moved,) = broken_folders(index_dir)
     message = str(caught.value)
     assert str(path) in message and f"moved to {moved}" in message and "qa ingest PATH" in message
-    left = [p.name for p in index_dir.iterdir() if p.name != WRITE_LOCK]  # the ingest's lock file stays
+    left = [p.name for p in index_dir.iterdir() if p.name not in LOCK_FILES]  # the lock files stay
     assert left == [moved.name], "nothing of the index is left in place"
     assert {p.name: p.read_bytes() for p in moved.iterdir()} == damaged, "moved as it was, nothing deleted"
     assert set(damaged) == originals - ({path.name} if how == "deleted" else set())

@@ -21,7 +21,7 @@ from index import (
     iter_files,
     load_file,
 )
-from index.store import _manifest_checksum
+from index.store import LOCK_FILES, _manifest_checksum
 
 
 def add(store: Store, path: Path) -> str:
@@ -40,7 +40,7 @@ def store(tmp_path, embedder, articles_dir) -> Store:
 
 
 def data_files(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
+    return sorted(p.name for p in folder.iterdir() if p.name not in LOCK_FILES)
 
 
 def generation(number: int) -> list[str]:
