@@ -42,7 +42,7 @@ from .chunking import ChunkingParams
 from .embedding import Embedder
 from .errors import CorruptIndexError, IndexMismatchError, IndexNotFoundError, IndexWriteError, QAError
 from .files import fsync as _fsync
-from .files import locked
+from .files import is_temporary, locked, write_atomic
 from .filters import SearchFilter
 from .files import sha256_file as _sha256_file
 from .keyword import KeywordIndex
@@ -474,13 +474,9 @@ class Store:
                           for d in self._docs.values()},
         }
         manifest["checksum"] = _manifest_checksum(manifest)  # a bit flip that still parses is caught too
-        tmp = folder / (MANIFEST + ".tmp")
         # Indented for people to read, unless large: json's indenting encoder is pure Python (seconds at 10,000s).
         indent = 1 if len(self._docs) <= 1000 else None
-        tmp.write_text(json.dumps(manifest, indent=indent, ensure_ascii=False), encoding="utf-8")
-        _fsync(tmp)
-        os.replace(tmp, folder / MANIFEST)
-        _fsync(folder)
+        write_atomic(folder / MANIFEST, json.dumps(manifest, indent=indent, ensure_ascii=False).encode("utf-8"))
         if self._db is not None:
             self._db.close()
         self.generation, self.updated, self._db = generation, updated, _connect(db_path)
@@ -561,7 +557,7 @@ def _move_aside(index_dir: Path) -> str:
     n = 1
     while target.exists():
         target, n = index_dir / f"broken-{dt.datetime.now():%Y%m%d-%H%M%S}-{n}", n + 1
-    ours = sorted(p for p in index_dir.iterdir() if _DATA_FILE.fullmatch(p.name) or p.name == MANIFEST + ".tmp")
+    ours = sorted(p for p in index_dir.iterdir() if _ours(p.name))
     try:
         target.mkdir()
         # The manifest first: from then on the folder holds no index, rather than one naming moved files.
@@ -574,6 +570,11 @@ def _move_aside(index_dir: Path) -> str:
     log.info("moved the damaged index at %s to %s", index_dir, target)
     return (f"The damaged index was moved to {target}: build a new one with `qa ingest PATH` "
             "(delete that folder once you no longer need it)")
+
+
+def _ours(name: str) -> bool:
+    """A data file of any generation, or a manifest being written (`manifest.json.tmp`: by earlier versions)."""
+    return bool(_DATA_FILE.fullmatch(name)) or name == MANIFEST + ".tmp" or is_temporary(name, MANIFEST)
 
 
 def _generations(folder: Path) -> list[int]:
@@ -592,7 +593,7 @@ def _remove_new_leftovers(folder: Path, before: set[str]) -> None:
 def _remove_stale(folder: Path, keep: set[str]) -> None:
     """Delete earlier generations and leftovers of interrupted saves; other files are not ours."""
     for path in folder.iterdir():
-        if path.name not in keep and (_DATA_FILE.fullmatch(path.name) or path.name == MANIFEST + ".tmp"):
+        if path.name not in keep and _ours(path.name):
             try:
                 path.unlink()
             except OSError as e:  # a reader may still hold it open on some systems; next save retries

@@ -170,7 +170,7 @@ def test_garbled_manifest_is_corrupt(store, embedder, manifest):
 def test_save_replaces_the_old_generation_and_cleans_leftovers(store, embedder):
     store.save()
     folder = store.index_dir
-    for leftover in ["manifest.json.tmp", "vectors-000007.faiss", "passages-000007.sqlite-journal",
+    for leftover in ["manifest.json.tmp", ".manifest.json.4242.140000000000.tmp", "vectors-000007.faiss", "passages-000007.sqlite-journal",
                      "passages-000007.sqlite.tmp", "keyword-000007.vocab.json"]:
         (folder / leftover).write_bytes(b"left by a crash")
     (folder / "README.txt").write_text("not ours")
