@@ -37,7 +37,8 @@ from .archives import ArchiveFields
 from .fetch import FetchPolicy
 from .loading import ARTICLE_SUFFIXES, SUPPORTED_SUFFIXES
 from .sources import Pending, check_inputs, pending, source_file
-from .store import WRITE_LOCK, Store
+from .disk import WRITE_LOCK
+from .store import Store
 from .types import Chunk, Document, IngestReport, Rejection
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import pytest
 
 from fakes import HashEmbedder
 from index import CorruptIndexError, Store, ingest
-from index.store import LOCK_FILES
+from index.disk import LOCK_FILES
 from index.ann import VectorIndexInfo, all_vectors, ann_threshold, build_ivf, recall_at_k, remove_rows
 from index.types import Chunk, Document
 

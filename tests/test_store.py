@@ -21,7 +21,7 @@ from index import (
     iter_files,
     load_file,
 )
-from index.store import LOCK_FILES, _manifest_checksum
+from index.disk import LOCK_FILES, manifest_checksum
 
 
 def add(store: Store, path: Path) -> str:
@@ -133,7 +133,7 @@ def test_unknown_format_version_is_refused(store, embedder):
     store.save()
     path = store.index_dir / "manifest.json"
     manifest = {**json.loads(path.read_text()), "format_version": 99}
-    path.write_text(json.dumps({**manifest, "checksum": _manifest_checksum(manifest)}))  # not damage: a newer index
+    path.write_text(json.dumps({**manifest, "checksum": manifest_checksum(manifest)}))  # not damage: a newer index
     with pytest.raises(IndexMismatchError, match="format version 99.*--rebuild"):
         Store.open(store.index_dir, embedder)
 
