@@ -40,6 +40,7 @@ import numpy as np
 
 from .errors import ModelError
 from .files import fsync, locked, sha256_file, write_atomic
+from .folders import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,8 @@ PROBES = (
 
 
 def cache_root() -> Path:
-    """Where exports live: `$QA_CACHE_DIR/embedders`, else `$XDG_CACHE_HOME/qa/embedders`, else ~/.cache/qa/."""
-    if os.environ.get("QA_CACHE_DIR"):
-        base = Path(os.environ["QA_CACHE_DIR"]).expanduser()
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa"
-    return base / "embedders"
+    """Where exports live: `embedders` in the cache folder (`$QA_CACHE_DIR`, else ~/.cache/qa/: folders.py)."""
+    return cache_dir() / "embedders"
 
 
 def kind(quantize: bool) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.errors import ModelError
+from index.folders import cache_dir as default_cache_dir  # QA_CACHE_DIR, else ~/.cache/qa
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +60,6 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
     )
 }
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
-
-
-def default_cache_dir() -> Path:
-    if os.environ.get("QA_CACHE_DIR"):
-        return Path(os.environ["QA_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "qa"
 
 
 def resolve_model(model: str | os.PathLike | None = None, cache_dir: Path | None = None,
