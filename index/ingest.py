@@ -37,12 +37,12 @@ from .archives import ArchiveFields
 from .fetch import FetchPolicy
 from .loading import ARTICLE_SUFFIXES, SUPPORTED_SUFFIXES
 from .sources import Pending, check_inputs, pending, source_file
+from .disk import WRITE_LOCK
 from .store import Store
 from .types import Chunk, Document, IngestReport, Rejection
 
 log = logging.getLogger(__name__)
 
-WRITE_LOCK = "write.lock"
 # A checkpoint is a full save, which takes longer as the index grows (about 3 s at 100,000
 # passages): checkpoints are spaced so that saving takes at most a tenth of the ingest's time.
 _SAVE_SHARE = 0.1

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
-def _stemmer():
+def stemmer():
+    """PyStemmer's English (Snowball) stemmer, shared by keyword search and qa/matching.py; None without PyStemmer."""
     try:
         import Stemmer
     except ImportError:
@@ -47,7 +48,7 @@ def _file_names(prefix: str) -> dict[str, str]:
 
 def tokenize(texts: list[str]) -> list[list[str]]:
     """The terms BM25 sees in each text: lowercased words, English stopwords dropped, stemmed."""
-    return _bm25s().tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+    return _bm25s().tokenize(texts, stopwords="en", stemmer=stemmer(), return_ids=False, show_progress=False)
 
 
 class KeywordIndex:

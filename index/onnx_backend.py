@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
-from .files import fsync, sha256_file
+from .files import fsync, locked, sha256_file, write_atomic
+from .folders import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,8 @@ PROBES = (
 
 
 def cache_root() -> Path:
-    """Where exports live: `$QA_CACHE_DIR/embedders`, else `$XDG_CACHE_HOME/qa/embedders`, else ~/.cache/qa/."""
-    if os.environ.get("QA_CACHE_DIR"):
-        base = Path(os.environ["QA_CACHE_DIR"]).expanduser()
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa"
-    return base / "embedders"
+    """Where exports live: `embedders` in the cache folder (`$QA_CACHE_DIR`, else ~/.cache/qa/: folders.py)."""
+    return cache_dir() / "embedders"
 
 
 def kind(quantize: bool) -> str:
@@ -121,18 +118,13 @@ def problem(folder: Path, key: str) -> str | None:
 @contextlib.contextmanager
 def _locked(lock_path: Path, what: str) -> Iterator[None]:
     """An exclusive lock between processes and threads, saying so when another holder makes us wait."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(lock_path)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        log.warning("waiting for another process that is preparing %s", what)
-        lock.acquire()
-    try:
+    with locked(lock_path, wait=0) as held:
+        if held:
+            yield
+            return
+    log.warning("waiting for another process that is preparing %s", what)
+    with locked(lock_path):
         yield
-    finally:
-        lock.release()
 
 
 def _discard(folder: Path) -> None:
@@ -180,7 +172,7 @@ def ensure_export(model, model_path: Path, label: str, quantize: bool, *, root: 
             manifest = {"recipe": RECIPE, "source": str(model_path), "source_key": key, "label": label,
                         "kind": kind(quantize), "sha256": sha256_file(tmp / MODEL_FILE),
                         "seconds": round(time.perf_counter() - started, 2), **facts}
-            _write_synced(tmp / MANIFEST, json.dumps(manifest, indent=1))
+            write_atomic(tmp / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
             try:
                 os.rename(tmp, folder)
             except OSError:                     # a process without the lock got there first
@@ -201,13 +193,6 @@ def _run_export(exporter: Exporter, model, folder: Path, quantize: bool, what: s
         facts = exporter(model, folder, quantize)
         bar.update(1)
     return facts
-
-
-def _write_synced(path: Path, text: str) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def transformer_module(model):

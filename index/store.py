@@ -1,36 +1,20 @@
-"""The on-disk index: passages, their vectors and the articles they come from.
+"""The searchable index in memory: passages, their vectors and the articles they come from.
 
-Layout of an index folder (nothing is pickled):
-
-    manifest.json             format version, embedder name and dimension, chunking parameters,
-                              generation, documents (metadata and content hashes), sha256 of each data file
-    vectors-000003.faiss      FAISS index over L2-normalized vectors (inner product is cosine): exact
-                              (IndexFlatIP) up to `ann_threshold` passages, IVF past it (see ann.py)
-    passages-000003.sqlite    tables `documents` (with full texts) and `passages` (row -> chunk)
-    keyword-000003.*.npy|json the BM25 index (bm25s's arrays and vocabulary), unless the save skipped it
-
-A save writes a new generation beside the old one, then atomically replaces the manifest, then
-deletes what the manifest no longer names: a crash at any point leaves a loadable index. The
-manifest carries a sha256 of each data file and one of its own body, so a damaged file is found on
-open; the damaged index is then moved into a `broken-<time>` folder and the error says where.
-Saves, and whatever moves or deletes files, hold an exclusive lock on the folder. Passage
-metadata lives in memory; document texts are read from SQLite when asked for. Search is exact
-below `ann_threshold` passages (default 50,000, or QA_ANN_THRESHOLD) and approximate past it, tuned
-to a recall@10 of 0.95; the switch happens when the store is saved. One writer at a time.
+`Store` adds and removes articles, searches by meaning (FAISS) and by keyword (BM25, keyword.py),
+filters by article, and reads the full texts back. Opening and saving go through index/disk.py,
+which owns the folder's format: manifest, checksums, generations, locks, moving a damaged index
+aside and deleting leftovers. Passage metadata lives in memory; document texts are read from
+SQLite when asked for. Search is exact below `ann_threshold` passages (default 50,000, or
+QA_ANN_THRESHOLD) and approximate past it, tuned to a recall@10 of 0.95; the switch happens when
+the store is saved. One writer at a time.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import hashlib
-import json
 import logging
 import os
-import re
 import sqlite3
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
@@ -38,39 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ann
+from . import ann, disk
+from .ann import VectorIndexInfo
 from .chunking import ChunkingParams
 from .embedding import Embedder
-from .errors import CorruptIndexError, IndexMismatchError, IndexNotFoundError, IndexWriteError, QAError
-from .files import fsync as _fsync
+from .errors import CorruptIndexError, IndexMismatchError, IndexWriteError
+from .files import fsync
 from .filters import SearchFilter
-from .files import sha256_file as _sha256_file
 from .keyword import KeywordIndex
 from .types import Chunk, Document, DocumentInfo, Passage
-from .ann import VectorIndexInfo
 
 log = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-LOCK_WAIT = 30.0  # seconds an open waits for another process's save before judging a damaged-looking index
-# Files this module owns in an index folder (with leftovers of interrupted saves); others are left alone.
-_DATA_FILE = re.compile(r"(vectors-(\d{6})\.faiss|passages-(\d{6})\.sqlite|keyword-(\d{6})\.\w+\.(?:npy|json))"
-                        r"(-journal|-wal|-shm)?(\.tmp)?")
-_SCHEMA = """
-CREATE TABLE documents (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, title TEXT NOT NULL,
-                        date TEXT, sha256 TEXT NOT NULL, text TEXT NOT NULL);
-CREATE TABLE passages (row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, chunk INTEGER NOT NULL,
-                       start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL);
-"""
-
-
-def _rebuild_hint(index_dir: Path) -> str:
-    return f"rebuild it with `qa ingest PATH --rebuild`, or delete the folder {index_dir}"
-
-
-class _Damaged(CorruptIndexError):
-    """What `Store.open` moves aside: content that is wrong, as opposed to a file it may not read."""
 
 
 class Store:
@@ -86,7 +48,7 @@ class Store:
         # From this many passages on, saving switches search to an approximate index.
         self.ann_threshold = ann.ann_threshold(ann_threshold)
         self.generation = 0
-        self.created = self.updated = _now()
+        self.created = self.updated = disk.now()
         self._docs: dict[str, DocumentInfo] = {}
         self._chunks: list[Chunk] = []           # row i of the FAISS index is self._chunks[i]
         self._vectors = ann.flat_index(dim)
@@ -116,7 +78,7 @@ class Store:
     @classmethod
     def open_or_create(cls, index_dir: str | os.PathLike[str], embedder: Embedder,
                        chunking: ChunkingParams | None = None, *, ann_threshold: int | None = None) -> Store:
-        if (Path(index_dir) / MANIFEST).exists():
+        if (Path(index_dir) / disk.MANIFEST).exists():
             return cls.open(index_dir, embedder, ann_threshold=ann_threshold)
         return cls.create(index_dir, embedder, chunking, ann_threshold=ann_threshold)
 
@@ -127,105 +89,58 @@ class Store:
 
         A damaged index is moved aside (nothing is deleted) and `CorruptIndexError` says where, so that
         the next `qa ingest` builds a fresh one: never a silently wrong answer. Before that verdict the
-        index is read once more under the writer lock, as a save in another process may have switched
+        index is read once more under the save lock, as a save in another process may have switched
         generations between our reads. Leftovers of interrupted saves go when no save is running.
         The vector index is used as saved; `ann_threshold` applies from the next `save`.
         """
         index_dir = Path(index_dir)
         try:
             store = cls._load(index_dir, embedder, ann_threshold)
-        except _Damaged as first:
-            with _writer_lock(index_dir, wait=LOCK_WAIT) as locked:
-                if not locked:
+        except disk.Damaged as first:
+            with disk.save_lock(index_dir, wait=disk.LOCK_WAIT) as held:
+                if not held:
                     raise CorruptIndexError(f"{first}; another process has been saving this index for "
-                                            f"{LOCK_WAIT:.0f} s: try again when it is done") from None
+                                            f"{disk.LOCK_WAIT:.0f} s: try again when it is done") from None
                 try:
                     store = cls._load(index_dir, embedder, ann_threshold)
-                except _Damaged as damaged:
-                    raise CorruptIndexError(f"{damaged}. {_move_aside(index_dir)}") from None
-        store._remove_leftovers()
+                except disk.Damaged as damaged:
+                    raise CorruptIndexError(f"{damaged}. {disk.move_aside(index_dir)}") from None
+        disk.remove_leftovers(index_dir)
         return store
 
     @classmethod
     def _load(cls, index_dir: Path, embedder: Embedder, ann_threshold: int | None = None) -> Store:
         import faiss
 
-        manifest = _read_manifest(index_dir)
-        manifest_path = index_dir / MANIFEST
-        if "checksum" in manifest and manifest["checksum"] != _manifest_checksum(manifest):
-            raise _Damaged(f"the index file {manifest_path} was altered (its checksum does not match its content)")
-        if manifest.get("format_version") != FORMAT_VERSION:
+        saved = disk.read(index_dir)
+        if saved.embedder_name != embedder.name or saved.dim != int(embedder.dim):
             raise IndexMismatchError(
-                f"the index at {index_dir} has format version {manifest.get('format_version')!r}, "
-                f"this program reads version {FORMAT_VERSION}; {_rebuild_hint(index_dir)}")
-        try:
-            name, dim = str(manifest["embedder"]["name"]), int(manifest["embedder"]["dim"])
-            chunking = ChunkingParams.from_dict(manifest["chunking"])
-            files = {str(k): str(v) for k, v in manifest["files"].items()}
-            docs = {doc_id: DocumentInfo(doc_id=doc_id, source=d["source"], title=d["title"], date=d["date"],
-                                         sha256=d["sha256"], passages=int(d["passages"]),
-                                         also_at=tuple(d.get("also_at", ())))
-                    for doc_id, d in manifest["documents"].items()}
-            vectors_name = next(f for f in files if f.endswith(".faiss"))
-            db_name = next(f for f in files if f.endswith(".sqlite"))
-            generation = int(manifest["generation"])
-            passages = int(manifest.get("passages", sum(d.passages for d in docs.values())))
-            if not all(_DATA_FILE.fullmatch(f) for f in files):  # only our own files, never a path
-                raise ValueError(f"it names files that are not index files: {sorted(files)}")
-            vector_index = VectorIndexInfo.from_dict(manifest.get("vectors"))
-        except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as e:
-            raise _Damaged(f"the index file {manifest_path} is incomplete ({type(e).__name__}: {e})") from None
-        if name != embedder.name or dim != int(embedder.dim):
-            raise IndexMismatchError(
-                f"the index at {index_dir} was built with the embedder {name!r} ({dim} dimensions), "
-                f"not {embedder.name!r} ({embedder.dim} dimensions); use that embedder (a server's: "
+                f"the index at {index_dir} was built with the embedder {saved.embedder_name!r} ({saved.dim} "
+                f"dimensions), not {embedder.name!r} ({embedder.dim} dimensions); use that embedder (a server's: "
                 f"QA_EMBED_URL and QA_EMBED_MODEL), "
-                f"or {_rebuild_hint(index_dir)}")
-        for filename, digest in files.items():
-            path = index_dir / filename
-            try:
-                actual = _sha256_file(path)
-            except FileNotFoundError:
-                raise _Damaged(f"the index file {path} is missing") from None
-            except OSError as e:  # not evidence of damage (permissions, a failing disk): nothing is moved
-                raise CorruptIndexError(f"the index file {path} cannot be read ({e.strerror or e}); "
-                                        "check its permissions and the disk") from None
-            if actual != digest:
-                raise _Damaged(f"the index file {path} was altered or truncated (checksum mismatch)")
+                f"or {disk.rebuild_hint(index_dir)}")
+        disk.verify(index_dir, saved.files)
 
-        store = cls(index_dir, embedder, chunking, dim, ann_threshold)
-        store.generation, store._docs, store.vector_index = generation, docs, vector_index
-        store.created, store.updated = manifest.get("created", ""), manifest.get("updated", "")
+        store = cls(index_dir, embedder, saved.chunking, saved.dim, ann_threshold)
+        store.generation, store._docs, store.vector_index = saved.generation, saved.documents, saved.vectors
+        store.created, store.updated = saved.created, saved.updated
         try:
-            store._vectors = faiss.read_index(str(index_dir / vectors_name))
-            store._db = _connect(index_dir / db_name)
-            rows = store._db.execute('SELECT row, doc_id, chunk, start, "end", text FROM passages ORDER BY row')
-            store._chunks = [Chunk(doc_id, chunk, start, end, text) for _, doc_id, chunk, start, end, text in rows]
+            store._vectors = faiss.read_index(str(index_dir / saved.vectors_file))
+            store._db = disk.connect(index_dir / saved.database_file)
+            store._chunks = disk.read_chunks(store._db)
         except (RuntimeError, sqlite3.Error) as e:
-            raise _Damaged(f"cannot read the index at {index_dir} ({e})") from None
-        if (store._vectors.ntotal != len(store._chunks) or store._vectors.d != dim or passages != len(store._chunks)
-                or ann.kind_of(store._vectors) != vector_index.kind
-                or Counter(c.doc_id for c in store._chunks) != Counter({i: d.passages for i, d in docs.items()})):
-            raise _Damaged(f"the files of the index at {index_dir} do not agree with each other")
-        keyword_prefix = next((f.split(".")[0] for f in files if f.startswith("keyword-")), None)
-        if keyword_prefix is not None:
+            raise disk.Damaged(f"cannot read the index at {index_dir} ({e})") from None
+        if (store._vectors.ntotal != len(store._chunks) or store._vectors.d != saved.dim
+                or saved.passages != len(store._chunks) or ann.kind_of(store._vectors) != saved.vectors.kind
+                or Counter(c.doc_id for c in store._chunks)
+                != Counter({i: d.passages for i, d in saved.documents.items()})):
+            raise disk.Damaged(f"the files of the index at {index_dir} do not agree with each other")
+        if saved.keyword_prefix is not None:
             try:
-                store._keyword = KeywordIndex.load(index_dir, keyword_prefix, len(store._chunks))
+                store._keyword = KeywordIndex.load(index_dir, saved.keyword_prefix, len(store._chunks))
             except (OSError, ValueError, KeyError) as e:
-                raise _Damaged(f"cannot read the keyword index {index_dir / keyword_prefix}.* ({e})") from None
+                raise disk.Damaged(f"cannot read the keyword index {index_dir / saved.keyword_prefix}.* ({e})") from None
         return store
-
-    def _remove_leftovers(self) -> None:
-        """Delete files of interrupted saves, unless a save is running (then they are its work in progress)."""
-        with _writer_lock(self.index_dir, wait=0) as locked:
-            if not locked:
-                return
-            try:  # read again: a save may have finished since this store was loaded
-                named = _read_manifest(self.index_dir)["files"]
-            except (QAError, KeyError, TypeError):
-                return
-            if isinstance(named, dict):
-                _remove_stale(self.index_dir, keep={MANIFEST, *map(str, named)})
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -329,8 +244,7 @@ class Store:
     def _saved_text(self, doc_id: str) -> str:
         assert self._db is not None, "a document neither in memory nor saved"
         with self._lock:
-            (text,) = self._db.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-        return text
+            return disk.saved_text(self._db, doc_id)
 
     def document_info(self, doc_id: str) -> DocumentInfo | None:
         return self._docs.get(doc_id)
@@ -425,12 +339,12 @@ class Store:
         folder = self.index_dir
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            with _writer_lock(folder):
+            with disk.save_lock(folder):
                 before = {p.name for p in folder.iterdir()}
                 try:
                     self._save(folder, keyword_index)
                 except BaseException:
-                    _remove_new_leftovers(folder, before)
+                    disk.remove_new_leftovers(folder, before)
                     raise
         except (OSError, sqlite3.Error, RuntimeError) as e:  # RuntimeError: faiss's failed write
             reason = (e.strerror if isinstance(e, OSError) else None) or e
@@ -442,191 +356,41 @@ class Store:
 
         self._vectors, self.vector_index = ann.fit(self._vectors, self.vector_index, self.ann_threshold)
         # Past every generation on disk, so that files left by an interrupted save are never reused.
-        generation = max([self.generation, *_generations(folder)]) + 1
-        vectors_path = folder / f"vectors-{generation:06d}.faiss"
-        db_path = folder / f"passages-{generation:06d}.sqlite"
+        generation = max([self.generation, *disk.generations(folder)]) + 1
+        vectors_name, db_name, keyword_prefix = disk.file_names(generation)
+        vectors_path, db_path = folder / vectors_name, folder / db_name
         faiss.write_index(self._vectors, str(vectors_path))
-        _fsync(vectors_path)
-        self._write_db(db_path)
-        _fsync(db_path)
+        fsync(vectors_path)
+        count = disk.write_database(db_path, self._document_texts(), self._chunks)
+        assert count == len(self._docs), "a document neither in memory nor saved"
+        fsync(db_path)
         written = [vectors_path, db_path]
         if keyword_index:
-            written += self._keyword_index().save(folder, f"keyword-{generation:06d}")
+            written += self._keyword_index().save(folder, keyword_prefix)
             for path in written[2:]:
-                _fsync(path)
+                fsync(path)
 
-        updated = _now()
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "embedder": {"name": self.embedder.name, "dim": self.dim},
-            "chunking": self.chunking.as_dict(),
-            "generation": generation,
-            "created": self.created,
-            "updated": updated,
-            "passages": len(self._chunks),
-            "vectors": self.vector_index.as_dict(),
-            "files": {p.name: _sha256_file(p) for p in written},
-            "documents": {d.doc_id: {"source": d.source, "title": d.title, "date": d.date, "sha256": d.sha256,
-                                     "passages": d.passages, "also_at": list(d.also_at)}
-                          for d in self._docs.values()},
-        }
-        manifest["checksum"] = _manifest_checksum(manifest)  # a bit flip that still parses is caught too
-        tmp = folder / (MANIFEST + ".tmp")
-        # Indented for people to read, unless large: json's indenting encoder is pure Python (seconds at 10,000s).
-        indent = 1 if len(self._docs) <= 1000 else None
-        tmp.write_text(json.dumps(manifest, indent=indent, ensure_ascii=False), encoding="utf-8")
-        _fsync(tmp)
-        os.replace(tmp, folder / MANIFEST)
-        _fsync(folder)
+        updated = disk.now()
+        manifest = disk.Manifest(
+            embedder_name=self.embedder.name, dim=self.dim, chunking=self.chunking, generation=generation,
+            documents=self._docs, passages=len(self._chunks), vectors=self.vector_index,
+            files=disk.checksums(written), created=self.created, updated=updated)
+        disk.write(folder, manifest)
         if self._db is not None:
             self._db.close()
-        self.generation, self.updated, self._db = generation, updated, _connect(db_path)
+        self.generation, self.updated, self._db = generation, updated, disk.connect(db_path)
         self._texts.clear()
-        _remove_stale(folder, keep={MANIFEST, *manifest["files"]})
+        disk.remove_stale(folder, keep={disk.MANIFEST, *manifest.files})
         log.info("saved %s", self)
 
-    def _write_db(self, path: Path) -> None:
-        path.unlink(missing_ok=True)
-        con = sqlite3.connect(path)
-        try:
-            # A fresh file nobody reads before the manifest names it: no journal needed; we fsync it.
-            con.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;" + _SCHEMA)
-            insert = "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)"
-            if self._db is not None and len(self._texts) < len(self._docs):
-                # Texts saved before, streamed in one scan (a query per document takes seconds at 100,000s).
-                with self._lock:
-                    saved = self._db.execute("SELECT doc_id, text FROM documents")
-                    con.executemany(insert, ((d.doc_id, d.source, d.title, d.date, d.sha256, text)
-                                             for doc_id, text in saved
-                                             if doc_id not in self._texts and (d := self._docs.get(doc_id))))
-            con.executemany(insert, ((d.doc_id, d.source, d.title, d.date, d.sha256, self._texts[d.doc_id])
-                                     for d in self._docs.values() if d.doc_id in self._texts))
-            (count,) = con.execute("SELECT count(*) FROM documents").fetchone()
-            assert count == len(self._docs), "a document neither in memory nor saved"
-            con.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?)",
-                            ((row, c.doc_id, c.index, c.start, c.end, c.text) for row, c in enumerate(self._chunks)))
-            con.commit()
-        finally:
-            con.close()
-
-
-def _read_manifest(index_dir: Path) -> dict:
-    path = index_dir / MANIFEST
-    if not path.is_file():
-        raise IndexNotFoundError(f"no index at {index_dir}; build one with `qa ingest PATH`")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:  # not evidence of damage: nothing is moved
-        raise CorruptIndexError(f"the index file {path} cannot be read ({e.strerror or e}); "
-                                "check its permissions and the disk") from None
-    except ValueError as e:
-        raise _Damaged(f"the index file {path} is not valid JSON ({e})") from None
-    if not isinstance(manifest, dict):
-        raise _Damaged(f"the index file {path} is not an index manifest")
-    return manifest
-
-
-def _manifest_checksum(manifest: dict) -> str:
-    """sha256 of the manifest without its "checksum" key, in one canonical JSON spelling."""
-    body = {k: v for k, v in manifest.items() if k != "checksum"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-                          .encode("utf-8")).hexdigest()
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    """A read-only connection, shared by threads (calls are serialized by the store's lock).
-
-    `immutable`: a generation's file never changes once the manifest names it, so SQLite takes no
-    locks and never looks at a journal or WAL file beside it (a stale one cannot alter what we read).
-    """
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False)
-
-
-@contextlib.contextmanager
-def _writer_lock(folder: Path, wait: float | None = None) -> Iterator[bool]:
-    """Hold an exclusive lock on the index folder itself; yields whether it was had within `wait` seconds.
-
-    `wait` None waits as long as it takes. flock is released by the kernel when its process dies,
-    so a killed save leaves no stale lock. Where there is no flock (Windows, some network file
-    systems) this locks nothing and yields True: one writer at a time is then up to the user.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield True
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        yield False
-        return
-    try:
-        deadline = None if wait is None else time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX if deadline is None else fcntl.LOCK_EX | fcntl.LOCK_NB)
-                locked = True
-            except BlockingIOError:
-                locked = False
-                if time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    continue
-            except OSError as e:  # no locks here (ENOLCK, ENOTSUP): carry on unlocked
-                log.debug("cannot lock %s: %s", folder, e)
-                locked = True
-            break
-        yield locked
-    finally:
-        os.close(fd)  # also releases the lock
-
-
-def _move_aside(index_dir: Path) -> str:
-    """Move the index's files into a new `broken-<time>` folder inside `index_dir`; the sentence saying so.
-
-    A subfolder rather than renaming `index_dir`: that needs no rights on the parent folder and keeps
-    whatever else the user put in `index_dir` where it was. Nothing is deleted.
-    """
-    target = index_dir / f"broken-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    n = 1
-    while target.exists():
-        target, n = index_dir / f"broken-{dt.datetime.now():%Y%m%d-%H%M%S}-{n}", n + 1
-    ours = sorted(p for p in index_dir.iterdir() if _DATA_FILE.fullmatch(p.name) or p.name == MANIFEST + ".tmp")
-    try:
-        target.mkdir()
-        # The manifest first: from then on the folder holds no index, rather than one naming moved files.
-        for path in [index_dir / MANIFEST, *ours]:
-            if path.exists():
-                os.replace(path, target / path.name)
-        _fsync(index_dir)
-    except OSError as e:
-        return f"It could not be moved aside ({e.strerror or e}): {_rebuild_hint(index_dir)}"
-    log.info("moved the damaged index at %s to %s", index_dir, target)
-    return (f"The damaged index was moved to {target}: build a new one with `qa ingest PATH` "
-            "(delete that folder once you no longer need it)")
-
-
-def _generations(folder: Path) -> list[int]:
-    return [int(m[2] or m[3] or m[4]) for p in folder.iterdir() if (m := _DATA_FILE.fullmatch(p.name))]
-
-
-def _remove_new_leftovers(folder: Path, before: set[str]) -> None:
-    """After a failed save: delete the files of ours it created, unless the manifest names them."""
-    try:
-        named = set(_read_manifest(folder).get("files") or ())
-    except QAError:
-        named = set()
-    _remove_stale(folder, keep=before | named | {MANIFEST})
-
-
-def _remove_stale(folder: Path, keep: set[str]) -> None:
-    """Delete earlier generations and leftovers of interrupted saves; other files are not ours."""
-    for path in folder.iterdir():
-        if path.name not in keep and (_DATA_FILE.fullmatch(path.name) or path.name == MANIFEST + ".tmp"):
-            try:
-                path.unlink()
-            except OSError as e:  # a reader may still hold it open on some systems; next save retries
-                log.warning("could not delete %s: %s", path, e)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    def _document_texts(self) -> Iterator[tuple[DocumentInfo, str]]:
+        """Every document with its text: those saved before streamed in one scan of the loaded SQLite file
+        (under the lock, which that connection needs), then those added since."""
+        if self._db is not None and len(self._texts) < len(self._docs):
+            with self._lock:
+                for doc_id, text in disk.saved_texts(self._db):
+                    if doc_id not in self._texts and (d := self._docs.get(doc_id)):
+                        yield d, text
+        for d in self._docs.values():
+            if d.doc_id in self._texts:
+                yield d, self._texts[d.doc_id]

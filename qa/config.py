@@ -7,13 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from index.errors import InputError
-
-
-def default_index_dir() -> Path:
-    if os.environ.get("QA_INDEX_DIR"):
-        return Path(os.environ["QA_INDEX_DIR"]).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "qa" / "index"
+from index.folders import index_dir as default_index_dir  # QA_INDEX_DIR, else ~/.local/share/qa/index
 
 
 @dataclass(frozen=True)

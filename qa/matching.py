@@ -14,6 +14,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from index.keyword import stemmer as _stemmer
+
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # Words and dotted abbreviations ("U.S."), for finding runs of capitalised words ("New York City").
@@ -31,13 +33,6 @@ def fold(text: str) -> str:
     """Lowercase without accents, so "Orbán" matches "Orban"."""
     text = unicodedata.normalize("NFKD", text.lower())
     return "".join(c for c in text if not unicodedata.combining(c)).replace("’", "'")
-
-
-@functools.lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer  # PyStemmer, as the keyword index uses
-
-    return Stemmer.Stemmer("english")
 
 
 def content_words(text: str) -> set[str]:

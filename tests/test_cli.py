@@ -105,6 +105,7 @@ def test_a_corrupted_model_part_fails_the_checksum(tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="sha256"):
         assemble(model, tmp_path / "cache", progress=False)
     assert not list((tmp_path / "cache").glob("*.gguf")), "no half-checked file is left to be used"
+    assert not list((tmp_path / "cache").iterdir()), "nor its temporary file"
 
     import hashlib
     good = PackagedModel("fake", model.packages, model.files, hashlib.sha256(b"GGUFrest").hexdigest(), "x")

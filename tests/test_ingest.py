@@ -179,7 +179,7 @@ def test_rebuild_replaces_an_index_of_another_embedder(articles_dir, index_dir, 
     store = Store.open(index_dir, embedder)
     assert store.embedder_name == "fake-hash-64" and store.generation == 2
     assert sorted(p.name for p in index_dir.iterdir() if not p.name.startswith("keyword-")) == [
-        "manifest.json", "passages-000002.sqlite", "vectors-000002.faiss", "write.lock"]
+        "manifest.json", "passages-000002.sqlite", "save.lock", "vectors-000002.faiss", "write.lock"]
 
 
 def test_rebuild_replaces_a_corrupt_index(articles_dir, index_dir, embedder):

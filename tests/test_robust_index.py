@@ -15,9 +15,8 @@ import pytest
 from crashing import index_files, index_state
 from fakes import FakeGenerator, HashEmbedder, write_articles
 from index import CorruptIndexError, IndexMismatchError, Store, ingest
-from index import store as store_module
-from index.ingest import WRITE_LOCK
-from index.store import _manifest_checksum, _writer_lock
+from index import disk as disk_module
+from index.disk import LOCK_FILES, manifest_checksum, save_lock
 from qa import cli
 
 FILES = ["manifest.json", "vectors-*.faiss", "passages-*.sqlite"]
@@ -54,15 +53,15 @@ DAMAGES = ["truncated", "zero bytes", "bit flipped at 0.1", "bit flipped at 0.5"
                                           if (p, h) != ("manifest.json", "deleted")])
 def test_a_damaged_file_is_named_and_the_index_moved_aside(index_dir, pattern, how):
     (path,) = index_dir.glob(pattern)
-    originals = {p.name for p in index_dir.iterdir() if p.name != WRITE_LOCK}
+    originals = {p.name for p in index_dir.iterdir() if p.name not in LOCK_FILES}
     damage(path, how)
-    damaged = {p.name: p.read_bytes() for p in index_dir.iterdir() if p.name != WRITE_LOCK}
+    damaged = {p.name: p.read_bytes() for p in index_dir.iterdir() if p.name not in LOCK_FILES}
     with pytest.raises(CorruptIndexError) as caught:
         Store.open(index_dir, HashEmbedder())
     (moved,) = broken_folders(index_dir)
     message = str(caught.value)
     assert str(path) in message and f"moved to {moved}" in message and "qa ingest PATH" in message
-    left = [p.name for p in index_dir.iterdir() if p.name != WRITE_LOCK]  # the ingest's lock file stays
+    left = [p.name for p in index_dir.iterdir() if p.name not in LOCK_FILES]  # the lock files stay
     assert left == [moved.name], "nothing of the index is left in place"
     assert {p.name: p.read_bytes() for p in moved.iterdir()} == damaged, "moved as it was, nothing deleted"
     assert set(damaged) == originals - ({path.name} if how == "deleted" else set())
@@ -121,7 +120,7 @@ def test_a_manifest_naming_a_path_outside_the_index_is_refused(index_dir, tmp_pa
     outside = tmp_path / "elsewhere.faiss"
     outside.write_bytes((index_dir / name).read_bytes())
     manifest["files"] = {"../elsewhere.faiss": digest, **dict(rest)}
-    manifest["checksum"] = _manifest_checksum(manifest)
+    manifest["checksum"] = manifest_checksum(manifest)
     path.write_text(json.dumps(manifest))
     with pytest.raises(CorruptIndexError, match="names files that are not index files"):
         Store.open(index_dir, HashEmbedder())
@@ -141,7 +140,7 @@ def test_a_file_that_cannot_be_read_is_reported_but_not_moved(index_dir, monkeyp
     def denied(path):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(store_module, "_sha256_file", denied)
+    monkeypatch.setattr(disk_module, "sha256_file", denied)
     with pytest.raises(CorruptIndexError, match="cannot be read .*Permission denied.*permissions"):
         Store.open(index_dir, HashEmbedder())
     assert broken_folders(index_dir) == []
@@ -167,7 +166,7 @@ def test_an_index_that_a_save_switches_while_it_opens_is_not_taken_for_damaged(i
     the data files: the open looks again under the writer lock and gets the new index."""
     other = Store.open(index_dir, HashEmbedder())
     other.remove_document(other.documents()[0].doc_id)
-    real_sha = store_module._sha256_file
+    real_sha = disk_module.sha256_file
     raced = []
 
     def racing(path):
@@ -176,7 +175,7 @@ def test_an_index_that_a_save_switches_while_it_opens_is_not_taken_for_damaged(i
             other.save()  # deletes the generation this open is reading
         return real_sha(path)
 
-    monkeypatch.setattr(store_module, "_sha256_file", racing)
+    monkeypatch.setattr(disk_module, "sha256_file", racing)
     opened = Store.open(index_dir, HashEmbedder())
     assert raced and opened.generation == 2 and len(opened.documents()) == 3
     assert broken_folders(index_dir) == []
@@ -184,8 +183,8 @@ def test_an_index_that_a_save_switches_while_it_opens_is_not_taken_for_damaged(i
 
 def test_a_damaged_looking_index_is_left_alone_while_a_save_holds_the_lock(index_dir, monkeypatch):
     damage(next(index_dir.glob("passages-*.sqlite")), "truncated")
-    monkeypatch.setattr(store_module, "LOCK_WAIT", 0.2)
-    with _writer_lock(index_dir) as locked:
+    monkeypatch.setattr(disk_module, "LOCK_WAIT", 0.2)
+    with save_lock(index_dir) as locked:
         assert locked
         with pytest.raises(CorruptIndexError, match="another process has been saving"):
             Store.open(index_dir, HashEmbedder())
@@ -273,7 +272,7 @@ def test_leftovers_are_ignored_on_load_and_removed_by_the_open(index_dir):
 def test_leftovers_stay_while_a_save_runs_and_go_with_the_next_open_or_save(index_dir):
     before = index_state(index_dir, HashEmbedder())
     plant_leftovers(index_dir)
-    with _writer_lock(index_dir) as locked:  # as if another process were saving: its files are not leftovers
+    with save_lock(index_dir) as locked:  # as if another process were saving: its files are not leftovers
         assert locked
         assert index_state(index_dir, HashEmbedder()) == before
         assert set(LEFTOVERS) <= set(index_files(index_dir))
@@ -296,7 +295,7 @@ def test_a_failed_save_removes_what_it_wrote(index_dir, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store_module.json, "dumps", interrupted)  # after both data files are written
+    monkeypatch.setattr(disk_module.json, "dumps", interrupted)  # after both data files are written
     with pytest.raises(KeyboardInterrupt):
         store.save()
     assert index_files(index_dir) == files

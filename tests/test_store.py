@@ -21,7 +21,7 @@ from index import (
     iter_files,
     load_file,
 )
-from index.store import _manifest_checksum
+from index.disk import LOCK_FILES, manifest_checksum
 
 
 def add(store: Store, path: Path) -> str:
@@ -40,7 +40,7 @@ def store(tmp_path, embedder, articles_dir) -> Store:
 
 
 def data_files(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
+    return sorted(p.name for p in folder.iterdir() if p.name not in LOCK_FILES)
 
 
 def generation(number: int) -> list[str]:
@@ -133,7 +133,7 @@ def test_unknown_format_version_is_refused(store, embedder):
     store.save()
     path = store.index_dir / "manifest.json"
     manifest = {**json.loads(path.read_text()), "format_version": 99}
-    path.write_text(json.dumps({**manifest, "checksum": _manifest_checksum(manifest)}))  # not damage: a newer index
+    path.write_text(json.dumps({**manifest, "checksum": manifest_checksum(manifest)}))  # not damage: a newer index
     with pytest.raises(IndexMismatchError, match="format version 99.*--rebuild"):
         Store.open(store.index_dir, embedder)
 
@@ -170,7 +170,7 @@ def test_garbled_manifest_is_corrupt(store, embedder, manifest):
 def test_save_replaces_the_old_generation_and_cleans_leftovers(store, embedder):
     store.save()
     folder = store.index_dir
-    for leftover in ["manifest.json.tmp", "vectors-000007.faiss", "passages-000007.sqlite-journal",
+    for leftover in ["manifest.json.tmp", ".manifest.json.4242.140000000000.tmp", "vectors-000007.faiss", "passages-000007.sqlite-journal",
                      "passages-000007.sqlite.tmp", "keyword-000007.vocab.json"]:
         (folder / leftover).write_bytes(b"left by a crash")
     (folder / "README.txt").write_text("not ours")

@@ -7,13 +7,12 @@ by default beside the index folder. Uploading a file of the same name again repl
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from index.files import replacing
 from qa import Assistant, InputError
 
 if TYPE_CHECKING:
@@ -43,19 +42,13 @@ def keep(files: Sequence[str | Path], folder: Path) -> list[Path]:
 
 
 def _copy_into(source: Path, target: Path) -> None:
-    """Copy `source` to `target` by way of a new file in the same folder, then a rename.
+    """Copy `source` to `target` by way of a new file in the same folder, then a rename (`replacing`).
 
     The rename replaces whatever `target` is, a symbolic link included, where copying onto a link
     would write to the file it points at, which may be anywhere.
     """
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-", suffix=".part")
-    try:
-        with open(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(target) as out, open(source, "rb") as src:
+        shutil.copyfileobj(src, out)
 
 
 def add(bot: Assistant, files: Sequence[str | Path], folder: Path, progress: bool = True) -> IngestReport:
