@@ -68,7 +68,7 @@ def main() -> None:
             found = {q.id: retrieve(store, standalone_query(q.question, [(t, "") for t in q.conversation[:-1]]), k)
                      for q in questions}
             for keep in keeps:
-                hits, recalls, chars, took = {}, {}, [], []
+                hits, recalls, chars, took, top = {}, {}, [], [], {1: 0, 3: 0}
                 for q in questions:
                     started = time.perf_counter()
                     sentences = prompt.choose_sentences(q.question, prompt.number_sentences(found[q.id]),
@@ -76,6 +76,9 @@ def main() -> None:
                     took.append(time.perf_counter() - started)
                     shown = [(found[q.id][s.passage].source, s.text) for s in sentences]
                     hits[q.id] = shown_hit(q, shown)
+                    ranked = prompt.rank_sentences(q.question, sentences, embedder.embed)
+                    for n in top:
+                        top[n] += shown_hit(q, [(found[q.id][s.passage].source, s.text) for s in ranked[:n]])
                     recalls[q.id] = shown_recall(q, shown)
                     chars.append(sum(len(t) for _, t in shown))
                 parts = {"all": [q.id for q in questions], "even": [q.id for q in questions if q.id in even],
@@ -86,7 +89,7 @@ def main() -> None:
                     cells.append(f"{part} {sum(hits[i] for i in ids)}/{len(ids)}"
                                  + (f" recall {statistics.mean(rec):.2f}" if rec else ""))
                 print(f"{set_name:<14} passages {k:2d} keep {keep:2d} | " + " | ".join(cells)
-                      + f" | {statistics.mean(chars):.0f} chars, choose {1000 * statistics.median(took):.0f} ms",
+                      + f" | ranked first {top[1]}, in top 3 {top[3]} | {statistics.mean(chars):.0f} chars, choose {1000 * statistics.median(took):.0f} ms",
                       flush=True)
 
 

@@ -92,20 +92,28 @@ def number_sentences(passages: Sequence[Passage]) -> list[Sentence]:
 
 def choose_sentences(question: str, sentences: Sequence[Sentence], embed: Callable[[list[str]], np.ndarray],
                      keep: int = MAX_SENTENCES) -> list[Sentence]:
-    """The `keep` sentences most about the question, renumbered, in the order they were in.
+    """The `keep` sentences most about the question (`rank_sentences`), renumbered, in the order they were in.
 
     A small model picks its evidence better from a dozen sentences than from every sentence of the
-    passages: the passages are ranked as wholes, and most of their sentences say something else. A
-    sentence's score is its cosine with the question (the index's embedder: paraphrases count) plus half
-    the share of the question's content words it holds (names and rare words count).
+    passages: the passages are ranked as wholes, and most of their sentences say something else.
     """
     if len(sentences) <= keep:
         return list(sentences)
+    chosen = {s.id for s in rank_sentences(question, sentences, embed)[:keep]}
+    return [replace(s, id=n) for n, s in enumerate((s for s in sentences if s.id in chosen), 1)]
+
+
+def rank_sentences(question: str, sentences: Sequence[Sentence],
+                   embed: Callable[[list[str]], np.ndarray]) -> list[Sentence]:
+    """`sentences` from the most to the least about the question: by cosine with the question (the index's
+    embedder: paraphrases count) plus half the share of the question's content words the sentence holds
+    (names and rare words count)."""
+    if not sentences:
+        return []
     vectors = np.asarray(embed([question, *(s.text for s in sentences)]), dtype=np.float32)
     similarity = vectors[1:] @ vectors[0]
     scores = [float(sim) + 0.5 * matching.relevance(question, s.text) for sim, s in zip(similarity, sentences)]
-    best = sorted(sorted(range(len(sentences)), key=lambda i: -scores[i])[:keep])
-    return [replace(sentences[i], id=n) for n, i in enumerate(best, 1)]
+    return [sentences[i] for i in sorted(range(len(sentences)), key=lambda i: -scores[i])]
 
 
 def _one_line(text: str) -> str:
