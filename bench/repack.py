@@ -74,7 +74,7 @@ def main() -> None:
             runs[setting].append(json.loads(done.stdout.strip().splitlines()[-1]))
     flags = native.cpu_flags()
     print(f"CPU flags: avx2={'avx2' in flags} avx512f={'avx512f' in flags} amx={bool(native.AMX_FLAGS & flags)}; "
-          f"this CPU's default: repacking {'on' if native.repack_weights(flags, 'auto') else 'off'}")
+          f"this CPU's default: repacking {'on' if native.repack_weights('auto') else 'off'}")
     print(f"model: {args.model or 'default'}, {args.prompt_tokens}-token prompt, {args.generate} decoded tokens, "
           f"median of {args.repeats}")
     print("| repacking | prompt tokens/s | generation tokens/s | load s |")

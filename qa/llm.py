@@ -40,6 +40,9 @@ class ContextOverflowError(QAError):
     """The prompt does not fit the model's context window."""
 
 
+_GRAMMARS_KEPT = 8
+
+
 class LlamaGenerator:
     """A GGUF chat model on the CPU. `model` is a path or a packaged model's name (see `qa.models`)."""
 
@@ -105,9 +108,12 @@ class LlamaGenerator:
         return len(self.tokens(messages))
 
     def _grammar(self, grammar: str):
+        """The parsed grammar; the last few are kept (a question's grammar depends on what it was shown)."""
         if grammar not in self._grammars:
             from llama_cpp import LlamaGrammar
 
+            while len(self._grammars) >= _GRAMMARS_KEPT:
+                self._grammars.pop(next(iter(self._grammars)))
             self._grammars[grammar] = LlamaGrammar.from_string(grammar, verbose=False)
         return self._grammars[grammar]
 

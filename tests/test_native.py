@@ -16,15 +16,15 @@ SAPPHIRE_RAPIDS = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8488
                    "flags\t\t: fpu sse2 avx avx2 avx512f avx512_vnni avx_vnni amx_bf16 amx_tile amx_int8\n")
 
 
-@pytest.mark.parametrize("cpuinfo, repack", [(AVX2_ONLY, True), (AVX512, True), (SAPPHIRE_RAPIDS, False), ("", True)])
-def test_repacking_is_off_only_where_the_cpu_has_amx(cpuinfo, repack):
-    assert native.repack_weights(native.cpu_flags(cpuinfo), setting="auto") is repack
+def test_repacking_is_off_unless_asked_for(monkeypatch):
+    assert native.repack_weights("auto") is False and native.repack_weights("") is False
+    monkeypatch.delenv("QA_REPACK", raising=False)
+    assert native.repack_weights() is False
 
 
 @pytest.mark.parametrize("setting, repack", [("on", True), ("off", False), ("OFF", False)])
 def test_qa_repack_overrides_the_choice(setting, repack):
-    assert native.repack_weights(native.cpu_flags(SAPPHIRE_RAPIDS), setting=setting) is repack
-    assert native.repack_weights(native.cpu_flags(AVX2_ONLY), setting=setting) is repack
+    assert native.repack_weights(setting) is repack
 
 
 def test_a_misspelt_qa_repack_is_a_clear_error():
