@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--sample-index", type=Path)
     parser.add_argument("--passages", default="4,8,12", help="passages retrieved (comma-separated)")
     parser.add_argument("--keep", default=str(prompt.MAX_SENTENCES), help="sentences shown (comma-separated)")
+    parser.add_argument("--budget", default=str(prompt.MAX_CHARS), help="characters shown (comma-separated)")
     args = parser.parse_args()
     embedder = default_embedder()
     sets = []
@@ -58,7 +59,7 @@ def main() -> None:
         for name in ("dev", "dev-synthesis"):
             sets.append((name, args.sample_index, load_questions(EVAL / f"{name}.jsonl")))
     counts = [int(n) for n in args.passages.split(",")]
-    keeps = [int(n) for n in args.keep.split(",")]
+    keeps = [(int(n), int(b)) for n in args.keep.split(",") for b in args.budget.split(",")]
     for set_name, index_dir, every in sets:
         store = Store.open(index_dir, embedder)
         store.search("warm up", 1)
@@ -67,12 +68,12 @@ def main() -> None:
         for k in counts:
             found = {q.id: retrieve(store, standalone_query(q.question, [(t, "") for t in q.conversation[:-1]]), k)
                      for q in questions}
-            for keep in keeps:
+            for keep, budget in keeps:
                 hits, recalls, chars, took, top = {}, {}, [], [], {1: 0, 3: 0}
                 for q in questions:
                     started = time.perf_counter()
                     sentences = prompt.choose_sentences(q.question, prompt.number_sentences(found[q.id]),
-                                                        embedder.embed, keep)
+                                                        embedder.embed, keep, budget)
                     took.append(time.perf_counter() - started)
                     shown = [(found[q.id][s.passage].source, s.text) for s in sentences]
                     hits[q.id] = shown_hit(q, shown)
@@ -88,7 +89,7 @@ def main() -> None:
                     rec = [recalls[i] for i in ids if recalls[i] is not None]
                     cells.append(f"{part} {sum(hits[i] for i in ids)}/{len(ids)}"
                                  + (f" recall {statistics.mean(rec):.2f}" if rec else ""))
-                print(f"{set_name:<14} passages {k:2d} keep {keep:2d} | " + " | ".join(cells)
+                print(f"{set_name:<14} passages {k:2d} keep {keep:2d} budget {budget:5d} | " + " | ".join(cells)
                       + f" | ranked first {top[1]}, in top 3 {top[3]} | {statistics.mean(chars):.0f} chars, choose {1000 * statistics.median(took):.0f} ms",
                       flush=True)
 

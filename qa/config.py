@@ -14,7 +14,7 @@ from index.folders import index_dir as default_index_dir  # QA_INDEX_DIR, else ~
 class Settings:
     index_dir: Path = field(default_factory=default_index_dir)  # QA_INDEX_DIR
     model: str | None = None          # QA_MODEL: a GGUF path or a packaged model's name; None = the default
-    passages: int = 4                 # QA_PASSAGES: passages shown to the model per question
+    passages: int = 8                 # QA_PASSAGES: passages retrieved per question (their best sentences are shown)
     context_size: int = 2048          # QA_CONTEXT: the model's context window, in tokens
     threads: int | None = None        # QA_THREADS: CPU threads for the model; None = all cores
     max_tokens: int = 200             # longest reply the model may write (evidence ids and up to 3 sentences)

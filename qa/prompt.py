@@ -52,6 +52,7 @@ SYSTEM = (
 )
 
 MAX_SENTENCES = 12     # sentences shown to the model (`choose_sentences`)
+MAX_CHARS = 1500       # and their characters in all (bench/shown.py)
 MAX_EVIDENCE = 8       # ids in the evidence line
 MAX_LINES = 3          # sentences in the answer
 LINE_CHARS = 220       # characters in one answer sentence
@@ -91,15 +92,25 @@ def number_sentences(passages: Sequence[Passage]) -> list[Sentence]:
 
 
 def choose_sentences(question: str, sentences: Sequence[Sentence], embed: Callable[[list[str]], np.ndarray],
-                     keep: int = MAX_SENTENCES) -> list[Sentence]:
-    """The `keep` sentences most about the question (`rank_sentences`), renumbered, in the order they were in.
+                     keep: int = MAX_SENTENCES, budget: int = MAX_CHARS) -> list[Sentence]:
+    """The sentences most about the question (`rank_sentences`), at most `keep` of them and `budget`
+    characters in all, renumbered, in the order they were in.
 
     A small model picks its evidence better from a dozen sentences than from every sentence of the
-    passages: the passages are ranked as wholes, and most of their sentences say something else.
+    passages: the passages are ranked as wholes, and most of their sentences say something else. The
+    budget holds the prompt, and so the wait before the first word, to about the same length however
+    many passages were retrieved.
     """
-    if len(sentences) <= keep:
+    if len(sentences) <= keep and sum(len(s.text) for s in sentences) <= budget:
         return list(sentences)
-    chosen = {s.id for s in rank_sentences(question, sentences, embed)[:keep]}
+    chosen: set[int] = set()
+    used = 0
+    for s in rank_sentences(question, sentences, embed):
+        if len(chosen) == keep:
+            break
+        if not chosen or used + len(s.text) <= budget:
+            chosen.add(s.id)
+            used += len(s.text)
     return [replace(s, id=n) for n, s in enumerate((s for s in sentences if s.id in chosen), 1)]
 
 

@@ -45,6 +45,20 @@ def test_sentences_are_numbered_once_each_in_reading_order_by_article():
     assert len(prompt.number_sentences(overlapping)) == 2
 
 
+def test_the_sentences_shown_are_the_best_ranked_within_a_count_and_a_length():
+    def embed(texts):  # a question about oil: sentences mentioning oil point the same way
+        import numpy as np
+
+        return np.array([[1.0, 0.0] if "oil" in t.lower() else [0.0, 1.0] for t in texts])
+
+    question = "How much did oil exports fall?"
+    assert [s.text for s in prompt.rank_sentences(question, SENTENCES, embed)][:2] == [
+        "Oil exports fell by 12 percent in March, the office said.", "Exports of oil dropped 12 percent in March."]
+    chosen = prompt.choose_sentences(question, SENTENCES, embed, keep=3, budget=100)
+    assert [(s.id, s.text) for s in chosen] == [(1, SENTENCES[1].text), (2, SENTENCES[3].text)]  # 100 characters: no room for a third
+    assert len(prompt.choose_sentences(question, SENTENCES, embed, keep=1, budget=10)) == 1  # never none
+
+
 def test_a_supported_sentence_passes_with_its_citation():
     [claim] = ground("Evidence: 1\n[1] The ministers met on Monday in Vienna.", "Where did the ministers meet?")
     assert (claim.text, claim.ids, claim.quoted) == ("The ministers met on Monday in Vienna.", (1,), False)
