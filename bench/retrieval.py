@@ -12,7 +12,9 @@ assistant would, with the previous turns (their answers unknown here, so left em
 Methods: `dense` and `bm25` alone, `fused` (what the assistant uses: `qa.retrieval.retrieve` with
 the default `Recipe`), `baseline` (the recipe before this work), and for each option of `Recipe`
 the default with that one option flipped (`-name` when the default has it on, `+name` when off),
-so that each change is measured on its own. Prints tables; asserts nothing.
+so that each change is measured on its own. With `--news-corpus` (the unpacked archive) the news
+questions whose answer an article states in a passage about the question are scored apart as
+`news-findable` (`findable`). Prints tables; asserts nothing.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from index import Passage, Store, default_embedder  # noqa: E402
+from index import Passage, Store, default_embedder, split_sentences  # noqa: E402
+from index.keyword import tokenize  # noqa: E402
 from qa.evaluation import Question, load_questions  # noqa: E402
 from qa.retrieval import BASELINE, DEFAULT, hit_at, retrieve, standalone_query  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
 KS = (4, 6, 10, 20)
+FINDABLE = 0.3  # share of a question's weighted terms around the answer in its article (`findable`)
 Search = Callable[[Store, str, int], list[Passage]]
 
 
@@ -97,12 +101,38 @@ def halves(questions: list[Question]) -> dict[str, set[str]]:
     return {"news-even": {q.id for q in questions[0::2]}, "news-odd": {q.id for q in questions[1::2]}}
 
 
+def findable(store: Store, q: Question, corpus: Path, share: float = FINDABLE) -> bool:
+    """Whether an article of `corpus` says the answer in a passage about the question: a sentence holding
+    an `evidence_any` string whose window (it and its neighbours) holds `share` of the question's terms,
+    idf-weighted. The news-2025 `sources` list every article containing the answer's words, often in
+    another story ("Peru" in an article on Venezuela); a question without such a window cannot be
+    answered from the archive, however good the search."""
+    weights = store.query_terms(q.question, True)
+    total = sum(weights.values()) or 1.0
+    needles = [e.lower() for e in q.evidence_any]
+    for name in q.sources:
+        path = corpus / name
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        sentences = [text[a:b] for a, b in split_sentences(text)]
+        for i, sentence in enumerate(sentences):
+            if any(n in sentence.lower() for n in needles):
+                terms = set(tokenize([" ".join(sentences[max(0, i - 1):i + 2])])[0])
+                if sum(w for t, w in weights.items() if t in terms) / total >= share:
+                    return True
+    return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--news-index", type=Path, help="an index of news-2025/corpus")
     parser.add_argument("--sample-index", type=Path, help="an index of shared/corpus (the five sample articles)")
     parser.add_argument("--methods", help="comma-separated subset of the methods (default: all)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--news-corpus", type=Path,
+                        help="the unpacked news-2025 corpus: also report the questions whose answer an article "
+                             "states in a passage about the question (news-findable)")
     parser.add_argument("--indexed-only", action="store_true",
                         help="skip questions none of whose sources is in the index (for a partial index)")
     args = parser.parse_args()
@@ -128,6 +158,8 @@ def main() -> None:
             indexed = {Path(d.source).name for d in store.documents()}
             questions = [q for q in questions if indexed & set(q.sources)]
         parts = {set_name: {q.id for q in questions}, **(halves(every) if set_name == "news" else {})}
+        if set_name == "news" and args.news_corpus:
+            parts["news-findable"] = {q.id for q in questions if findable(store, q, args.news_corpus)}
         for part, ids in parts.items():
             sizes[part] = len(ids & {q.id for q in questions})
         for method in chosen:
