@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from index import Embedder, IngestReport, InputError, Passage, SearchFilter, Store, default_embedder, ingest, writing
+from index.embedding import DEFAULT_MODEL_NAME
 
 from . import grounding, prompt
 from .answer import Answer, AnswerSentence, Citation, Evidence, Quote, Searched, Timings
@@ -187,6 +188,10 @@ class Assistant:
         yield Searched(tuple(dict.fromkeys(p.title for p in found)))
 
         messages, shown, sentences, notes = self._fit(question, found, history, store.embedder.embed)
+        if not store.embedder.name.startswith(DEFAULT_MODEL_NAME):
+            # `grounding.near_the_question` was measured on this embedder's cosines; another's are on
+            # another scale, so the sentences' scores are not used.
+            sentences = [replace(s, score=None) for s in sentences]
         tokens = self.generator.count_tokens(messages)
         prompted = time.perf_counter()
         reader = prompt.ReplyStream()

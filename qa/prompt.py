@@ -67,6 +67,7 @@ class Sentence:
     start: int             # article offsets
     end: int
     text: str              # as shown: one line, with text written to a model blanked out
+    score: float | None = None  # how much it is about the question (`rank_sentences`), once ranked
 
 
 def number_sentences(passages: Sequence[Passage]) -> list[Sentence]:
@@ -101,30 +102,29 @@ def choose_sentences(question: str, sentences: Sequence[Sentence], embed: Callab
     budget holds the prompt, and so the wait before the first word, to about the same length however
     many passages were retrieved.
     """
-    if len(sentences) <= keep and sum(len(s.text) for s in sentences) <= budget:
-        return list(sentences)
-    chosen: set[int] = set()
+    chosen: dict[int, Sentence] = {}
     used = 0
     for s in rank_sentences(question, sentences, embed):
         if len(chosen) == keep:
             break
         if not chosen or used + len(s.text) <= budget:
-            chosen.add(s.id)
+            chosen[s.id] = s
             used += len(s.text)
-    return [replace(s, id=n) for n, s in enumerate((s for s in sentences if s.id in chosen), 1)]
+    return [replace(chosen[s.id], id=n) for n, s in enumerate((s for s in sentences if s.id in chosen), 1)]
 
 
 def rank_sentences(question: str, sentences: Sequence[Sentence],
                    embed: Callable[[list[str]], np.ndarray]) -> list[Sentence]:
-    """`sentences` from the most to the least about the question: by cosine with the question (the index's
-    embedder: paraphrases count) plus half the share of the question's content words the sentence holds
-    (names and rare words count)."""
+    """`sentences` from the most to the least about the question, each with its `score`: its cosine with
+    the question (the index's embedder: paraphrases count) plus half the share of the question's content
+    words it holds (names and rare words count)."""
     if not sentences:
         return []
     vectors = np.asarray(embed([question, *(s.text for s in sentences)]), dtype=np.float32)
     similarity = vectors[1:] @ vectors[0]
-    scores = [float(sim) + 0.5 * matching.relevance(question, s.text) for sim, s in zip(similarity, sentences)]
-    return [sentences[i] for i in sorted(range(len(sentences)), key=lambda i: -scores[i])]
+    scored = [replace(s, score=float(sim) + 0.5 * matching.relevance(question, s.text))
+              for sim, s in zip(similarity, sentences)]
+    return sorted(scored, key=lambda s: -s.score)
 
 
 def _one_line(text: str) -> str:

@@ -3,6 +3,8 @@ hand-made sentences (no index, no model)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from index import Passage
@@ -179,6 +181,16 @@ def test_the_answer_may_use_the_shown_sentences_characters_and_no_other_script()
     from llama_cpp import LlamaGrammar
 
     LlamaGrammar.from_string(grammar, verbose=False)  # llama.cpp parses it
+
+
+def test_an_answer_whose_best_cited_sentence_is_far_from_the_question_is_a_refusal():
+    claims = [Claim("Oil exports fell by 12 percent in March.", (2,), checked=True)]
+    scored = {s.id: replace(s, score=0.9 if s.id == 2 else 0.2) for s in SENTENCES}
+    near = replace(evidence("How much did oil exports fall?"), sentences=scored)
+    assert grounding.near_the_question(claims, near) == claims
+    far = replace(near, sentences={**scored, 2: replace(scored[2], score=grounding.MIN_NEARNESS - 0.01)})
+    assert grounding.near_the_question(claims, far) == []
+    assert grounding.near_the_question(claims, evidence("How much did oil exports fall?")) == claims  # not ranked
 
 
 def test_a_citation_that_carries_nothing_of_the_claim_is_dropped():
