@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from index import Embedder, IngestReport, InputError, Passage, SearchFilter, Store, default_embedder, ingest, writing
 from index.embedding import DEFAULT_MODEL_NAME
 
@@ -224,9 +226,17 @@ class Assistant:
         the lowest-ranked passages go first, then the history."""
         budget = self.generator.context_size - self.settings.max_tokens
         shown = list(passages)
+        vectors: dict[str, object] = {}  # each sentence embedded once, however often the prompt shrinks
+
+        def embed_once(texts: list[str]) -> np.ndarray:
+            missing = [t for t in dict.fromkeys(texts) if t not in vectors]
+            if missing:
+                vectors.update(zip(missing, embed(missing)))
+            return np.stack([vectors[t] for t in texts])
+
         for earlier in (history, ()):
             while True:
-                sentences = prompt.choose_sentences(question, prompt.number_sentences(shown), embed)
+                sentences = prompt.choose_sentences(question, prompt.number_sentences(shown), embed_once)
                 messages = prompt.build_messages(question, shown, sentences, earlier)
                 fits = self.generator.count_tokens(messages) <= budget
                 if fits or len(shown) == 1:
