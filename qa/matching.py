@@ -117,7 +117,9 @@ def _name_index(text: str) -> tuple[frozenset[str], frozenset[str]]:
 
 def _same_word(a: str, b: str) -> bool:
     """One word of a name written two ways: equal, an adjective of the other (Estonian/Estonia, Hungarian/
-    Hungary), or a small misspelling (at most one edit in five letters)."""
+    Hungary), or a small misspelling (at most one edit in five letters), once doubled letters are written
+    once: transliterations differ most in doubling ("Szijjarto"/"Sijarto", "Gaddafi"/"Gadafi"), while
+    a letter added or changed is another name as often as not ("Austria"/"Australia")."""
     if a == b:
         return True
     shorter = min(len(a), len(b))
@@ -126,7 +128,11 @@ def _same_word(a: str, b: str) -> bool:
         return True
     from rapidfuzz.distance import Levenshtein
 
-    return shorter >= 5 and Levenshtein.distance(a, b) <= max(1, shorter // 5)
+    single_a, single_b = _SINGLE.sub(r"\1", a), _SINGLE.sub(r"\1", b)
+    return shorter >= 5 and Levenshtein.distance(single_a, single_b) <= max(1, shorter // 5)
+
+
+_SINGLE = re.compile(r"(.)\1+")
 
 
 def _common_prefix(a: str, b: str) -> str:

@@ -132,6 +132,12 @@ def test_an_address_in_the_models_own_words_is_not_given():
     ("Hungarian", "the government of Hungary said", True),
     ("Szijjarto", "Péter Szijjártó met Lavrov.", True),
     ("Szijarto", "Péter Szijjártó met Lavrov.", True),
+    ("Sijarto", "Péter Szijjártó met Lavrov.", True),      # a letter dropped and a doubling undone
+    ("Gadafi", "Muammar Gaddafi ruled Libya.", True),
+    ("Muamar Gadafi", "Muammar Gaddafi ruled Libya.", True),
+    ("Sijarto", "Péter Sijártó met Lavrov.", True),
+    ("Bucharest", "Budapest said no.", False),
+    ("Slovakia", "Slovenia said no.", False),
     ("Viktor Orban", "Orbán met Putin.", True),
     ("Angela Merkel", "Orbán met Putin.", False),
     ("Austria", "Australia's prime minister spoke.", False),
