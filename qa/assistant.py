@@ -26,7 +26,7 @@ from index.embedding import DEFAULT_MODEL_NAME
 from . import grounding, prompt
 from .answer import Answer, AnswerSentence, Citation, Evidence, Quote, Searched, Timings
 from .config import Settings
-from .llm import Generator, LlamaGenerator
+from .llm import Generator, LlamaGenerator, Message
 from .retrieval import retrieve, standalone_query
 
 log = logging.getLogger(__name__)
@@ -199,8 +199,7 @@ class Assistant:
         reader = prompt.ReplyStream()
         first = first_text = picked = None
         llm_start = time.perf_counter()
-        for piece in self.generator.generate(messages, max_tokens=self.settings.max_tokens,
-                                             grammar=prompt.grammar_for(sentences)):
+        for piece in self._reply(messages, sentences):
             first = first or time.perf_counter()
             ids, text = reader.feed(piece)
             if ids is not None:
@@ -220,6 +219,33 @@ class Assistant:
             retrieval=retrieved - started, prompt=prompted - retrieved, first_token=(first or done) - started,
             first_text=(first_text or finished) - started, evidence=(picked or done) - started,
             llm=done - llm_start, check=finished - done, total=finished - started, prompt_tokens=tokens))
+
+    def _reply(self, messages: list[Message], sentences: list[prompt.Sentence]) -> Iterator[str]:
+        """The model's reply, a piece at a time. When a line of it is copying a shown sentence, the rest of
+        that sentence but its last word is given rather than generated (`prompt.copy_ahead`), and the model
+        goes on from there, if its generator can go on from a reply (`continues_replies`)."""
+        raw, left = "", self.settings.max_tokens
+        grammar = prompt.grammar_for(sentences)
+        continues = getattr(self.generator, "continues_replies", False)
+        while left > 0:
+            stream = self.generator.generate(messages, max_tokens=left, grammar=grammar,
+                                             **({"reply": raw} if raw else {}))
+            rest = None
+            try:
+                for piece in stream:
+                    left -= 1
+                    raw += piece
+                    yield piece
+                    if continues and (rest := prompt.copy_ahead(raw, sentences)):
+                        break
+            finally:
+                if hasattr(stream, "close"):
+                    stream.close()
+            if rest is None:
+                return
+            raw += rest
+            yield rest
+            grammar = prompt.grammar_for(sentences, after=len(prompt.parse_reply(raw).lines))
 
     def _fit(self, question: str, passages: list[Passage], history: History, embed):
         """Messages that fit the context window, showing the sentences of `passages` most about the question:

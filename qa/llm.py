@@ -35,6 +35,10 @@ class Generator(Protocol):
     def generate(self, messages: list[Message], *, max_tokens: int = 256,
                  grammar: str | None = None) -> Iterator[str]: ...
 
+# A generator that can go on from a reply written so far (`generate(..., reply=text)`, the last turn left
+# open, its text read as prompt) says so with `continues_replies = True`; the assistant then gives the
+# model the rest of a sentence it is copying instead of waiting for it (`prompt.copy_ahead`).
+
 
 class ContextOverflowError(QAError):
     """The prompt does not fit the model's context window."""
@@ -117,9 +121,20 @@ class LlamaGenerator:
             self._grammars[grammar] = LlamaGrammar.from_string(grammar, verbose=False)
         return self._grammars[grammar]
 
+    continues_replies = True
+
     def generate(self, messages: list[Message], *, max_tokens: int = 256,
-                 grammar: str | None = None) -> Iterator[str]:
+                 grammar: str | None = None, reply: str = "") -> Iterator[str]:
+        """The model's reply, a piece at a time; with `reply`, the rest of a reply that begins so (llama.cpp
+        reuses its KV cache for the prompt and the part of the reply it wrote itself)."""
         prompt = self.tokens(messages)
+        if reply:
+            # The reply's text, which came partly from the prompt, may be longer than the model would have
+            # written: what is left of the window bounds the rest.
+            prompt += self._llm.tokenize(reply.encode("utf-8"), add_bos=False, special=False)
+            max_tokens = min(max_tokens, self.context_size - len(prompt))
+            if max_tokens <= 0:
+                return
         needed = len(prompt) + max_tokens
         if needed > self.context_size:
             raise ContextOverflowError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fakes import FakeGenerator, quoting, shown_sentences
-from qa import Answer, Assistant, Evidence, InputError, Searched, Settings
+from qa import Answer, Assistant, Evidence, InputError, Searched, Settings, prompt
 from qa.assistant import REFUSAL
 
 
@@ -188,3 +188,57 @@ def test_an_empty_index_says_so(tmp_path, embedder):
     empty = Store.create(tmp_path / "empty", embedder)
     answer = make(empty, "Evidence: none")[0].ask("Anything?")
     assert answer.refused and "no articles" in answer.text
+
+
+class ContinuingGenerator(FakeGenerator):
+    """A fake model that can go on from a reply written so far, as the llama.cpp one can: it writes the
+    rest of the reply `reply(messages)` after the text it is given, and keeps in `written` how many
+    pieces it generated in each call."""
+
+    continues_replies = True
+
+    def __init__(self, reply):
+        super().__init__(reply=reply)
+        self.written: list[int] = []
+        self.replies: list[str] = []
+
+    def generate(self, messages, *, max_tokens=256, grammar=None, reply=""):
+        self.calls.append((messages, grammar))
+        self.replies.append(reply)
+        self.written.append(0)
+        text = self.reply(messages) if callable(self.reply) else str(self.reply)
+        assert text.startswith(reply), "the assistant gave text the model would not have written"
+        for i in range(len(reply), len(text), 4):
+            self.written[-1] += 1
+            yield text[i:i + 4]
+
+
+def test_a_sentence_the_model_is_copying_is_given_to_it_rather_than_generated(store):
+    def reply(messages):
+        n = sentence_with(messages, "pumping station")
+        return f"Evidence: {n}\n[{n}] {shown_sentences(messages)[n]}\n[{n}] The station was repaired."
+
+    generator = ContinuingGenerator(reply)
+    bot = Assistant(store, generator, Settings(index_dir=store.index_dir))
+    answer = bot.ask("What did the engineers repair near the border?")
+    plain, _ = make(store, reply)
+    assert answer.text == plain.ask("What did the engineers repair near the border?").text
+    sentence = "Engineers repaired a damaged pumping station near the border."
+    first, then = generator.replies
+    assert first == "" and then.endswith(f"] {sentence.rsplit(' ', 1)[0]}")   # the rest of the copy, but its last word, was given
+    assert generator.written[0] * 4 < len("Evidence: 1\n[1] ") + len(sentence)
+    assert generator.calls[1][1].startswith("root ::= [")                 # the line's last word, then
+    assert '( "\\n" line ){0,2}\n' in generator.calls[1][1]                # two more lines at most
+
+
+def test_a_line_is_copied_ahead_only_once_it_is_certainly_one_sentence():
+    sentences = [prompt.Sentence(1, 0, 0, 60, "Engineers repaired a damaged pumping station near the border on Friday."),
+                 prompt.Sentence(2, 0, 60, 120, "Engineers repaired a damaged pumping station in the north."),
+                 prompt.Sentence(3, 0, 120, 160, "Oil deliveries through the pipeline resumed on Monday morning.")]
+    ahead = prompt.copy_ahead
+    assert ahead("Evidence: 1\n[1] Engineers repaired a damaged pumping station near", sentences) == " the border on"
+    assert ahead("Evidence: 1\n[1] Engineers repaired a damaged pumping station", sentences) is None   # 1 or 2
+    assert ahead("Evidence: 3\n[3] Oil deliveries through the", sentences) is None                     # 4 words
+    assert ahead("Evidence: 3\n[3] Oil deliveries through the pipeline resumed", sentences) == " on Monday"   # the last word: the model's
+    assert ahead("Evidence: 3\n[3] Oil deliveries through the pipeline stopped", sentences) is None     # not a copy
+    assert ahead("Evidence: 3, 1\n", sentences) is None

@@ -77,3 +77,29 @@ def test_a_near_miss_question_is_refused(bot):
     """The articles tell of Orban meeting Putin; they do not say which football club he supports."""
     answer = bot.ask("Which football club does the Hungarian prime minister support?")
     assert answer.refused and not answer.citations
+
+
+def test_a_sentence_the_model_copies_is_given_to_it_and_quoted_exactly(bot):
+    """`prompt.copy_ahead`: once the model has copied the start of a shown sentence, the rest is read as
+    prompt rather than written token by token; the answer is that sentence, quoted word for word."""
+    replies = []
+    generate = bot.generator.generate
+
+    def recording(messages, **kwargs):
+        replies.append(kwargs.get("reply", ""))
+        return generate(messages, **kwargs)
+
+    bot.generator.generate = recording
+    try:
+        answer = bot.ask("What concessions does Budapest want from Kyiv before it lets the EU aid through?")
+    finally:
+        del bot.generator.generate
+    assert len(replies) > 1 and replies[0] == "" and all(replies[1:]), replies
+    assert not answer.refused and any(s.quoted for s in answer.sentences), answer.text
+    for c in answer.citations:
+        article = bot.store.document(c.doc_id).text
+        assert c.start <= c.quote_start < c.quote_end <= c.end and article[c.start:c.end] == c.text
+    spans = [" ".join(bot.store.document(c.doc_id).text[c.quote_start:c.quote_end].split()) for c in answer.citations]
+    for s in answer.sentences:
+        if s.quoted:
+            assert any(s.text.strip("“”").rstrip(".") in span for span in spans), (s.text, spans)
