@@ -73,14 +73,25 @@ def draft(reply: Reply, evidence: Evidence) -> list[Claim]:
 
 
 def _copied_from(claim: Claim, evidence: Evidence) -> int | None:
-    """The shown sentence the claim copies word for word (perhaps cut short by the length limit), if any:
-    a cited one first, then a picked one, then any (small models often cite the number next to it)."""
-    words = matching.fold(claim.text).rstrip(" .!?")
+    """The shown sentence the claim copies word for word, if any: a cited one first, then a picked one,
+    then any (small models often cite the number next to it). The copy may be cut short by the length
+    limit, in the middle of a word ("the EU has-san" for "the EU has sanctioned"), and may differ in
+    punctuation; it must hold 60% of the sentence's words."""
+    words = matching.word_list(claim.text)
+    if not words:
+        return None
     for i in dict.fromkeys([*claim.ids, *evidence.picked, *evidence.sentences]):
-        sentence = matching.fold(evidence.sentences[i].text)
-        if len(words) >= 0.6 * len(sentence) and words in sentence:
+        sentence = matching.word_list(evidence.sentences[i].text)
+        if len(words) >= 0.6 * len(sentence) and _holds_copy(sentence, words):
             return i
     return None
+
+
+def _holds_copy(sentence: list[str], words: list[str]) -> bool:
+    """`words` run in `sentence`, but the last of them may be the start of the sentence's word."""
+    n = len(words)
+    return any(sentence[j:j + n - 1] == words[:-1] and sentence[j + n - 1].startswith(words[-1])
+               for j in range(len(sentence) - n + 1))
 
 
 def about_the_question(claims: list[Claim], evidence: Evidence) -> list[Claim]:

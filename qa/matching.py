@@ -35,6 +35,11 @@ def fold(text: str) -> str:
     return "".join(c for c in text if not unicodedata.combining(c)).replace("’", "'")
 
 
+def word_list(text: str) -> list[str]:
+    """The words of `text` in order, folded (`fold`), without punctuation."""
+    return _WORD.findall(fold(text))
+
+
 def content_words(text: str) -> set[str]:
     """Stemmed words that carry meaning, so "asked" matches "ask" and "sanctions" matches "sanction"."""
     words = [w for w in _WORD.findall(fold(text)) if w not in STOP_WORDS and not w.isdigit()]

@@ -186,23 +186,29 @@ def copy_ahead(raw: str, sentences: Sequence[Sentence]) -> str | None:
 
     Small models often answer with a sentence of the article, and write it a token at a time (about 10
     a second here), while reading the same text as a prompt runs 5 times faster. Once a line has
-    copied the first COPY_WORDS words of one shown sentence and no other, the rest of it but its last
-    word can be given rather than generated; the checks turn such a line into that sentence, quoted, in
-    any case (`grounding.draft`). None: the line is not a copy, or not yet a certain one.
+    copied COPY_WORDS words of one shown sentence and no other (from its start, or from a word inside
+    it: "Days earlier, the minister said …" is often answered from "the minister"), the rest of it but
+    its last word can be given rather than generated; the checks turn such a line into that sentence,
+    quoted, in any case (`grounding.draft`). None: the line is not a copy, or not yet a certain one.
     """
     last = raw.rsplit("\n", 1)[-1] if "\n" in raw else ""
     m = re.match(r"\[[\d,\s]*\] (.+)$", last)
     if not m or len(m.group(1).split()) < COPY_WORDS or m.group(1).endswith(" "):
         return None
     text = m.group(1)
-    starts = {s.text for s in sentences if s.text.startswith(text)}
-    if len(starts) != 1:
+    copies = {rest for s in sentences for rest in _after_copies(s.text, text)}
+    if len(copies) != 1:
         return None
     # The sentence's last word is left to the model: it ends a line with a token it would write itself
     # (".\n" is one token to it; a given "." and then a newline is a text it has rarely seen, and stops).
-    rest = next(iter(starts))[len(text):].rstrip()
+    rest = next(iter(copies)).rstrip()
     rest = rest[:rest.rfind(" ")] if " " in rest else ""
     return rest if rest.strip() else None
+
+
+def _after_copies(sentence: str, copied: str) -> list[str]:
+    """What follows each place where `sentence` holds `copied`, starting at a word."""
+    return [sentence[m.end():] for m in re.finditer(r"(?<!\w)" + re.escape(copied), sentence)]
 
 
 def shown_in(grammar_text: str) -> int | None:

@@ -242,3 +242,7 @@ def test_a_line_is_copied_ahead_only_once_it_is_certainly_one_sentence():
     assert ahead("Evidence: 3\n[3] Oil deliveries through the pipeline resumed", sentences) == " on Monday"   # the last word: the model's
     assert ahead("Evidence: 3\n[3] Oil deliveries through the pipeline stopped", sentences) is None     # not a copy
     assert ahead("Evidence: 3, 1\n", sentences) is None
+    # from a word inside a sentence ("Days earlier, ..." answered from its subject on), not inside a word
+    assert ahead("Evidence: 3\n[3] deliveries through the pipeline resumed on", sentences) == " Monday"
+    assert ahead("Evidence: 1\n[1] repaired a damaged pumping station near the", sentences) == " border on"
+    assert ahead("Evidence: 3\n[3] eliveries through the pipeline resumed on", sentences) is None

@@ -71,6 +71,18 @@ def test_a_sentence_copied_from_an_article_is_quoted_whole_even_if_cut_short():
     assert (claim.text, claim.quoted) == ("Oil exports fell by 12 percent in March, the office said.", True)
 
 
+def test_a_copy_cut_inside_a_word_or_begun_inside_the_sentence_is_quoted_whole():
+    # The length limit can stop a copy mid-word, and a model may join the cut word to the one before ("has-san" for "has sanctioned"); it may also
+    # leave out the sentence's first words.
+    [claim] = ground("Evidence: 2\n[2] exports fell by 12 percent in March, the-offi", "How much did exports fall?")
+    assert (claim.text, claim.quoted) == ("Oil exports fell by 12 percent in March, the office said.", True)
+
+
+def test_a_retold_sentence_is_not_taken_for_a_copy():
+    [claim] = ground("Evidence: 2\n[2] Exports of oil fell by 12 percent in March.", "How much did exports fall?")
+    assert (claim.text, claim.quoted) == ("Exports of oil fell by 12 percent in March.", False)
+
+
 def test_no_evidence_is_no_answer():
     assert ground("Evidence: none", "Where did the ministers meet?") == []
 
