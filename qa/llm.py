@@ -79,9 +79,10 @@ class LlamaGenerator:
         meta = self._llm.metadata
         template = meta.get("tokenizer.chat_template")
         if not template:
-            # ChatML: what most small instruct models expect when their file carries no template.
+            # ChatML: what most small instruct models expect when their file carries no template. The
+            # final newline is an expression: Jinja drops a template's trailing newline.
             template = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
-                        "{% endfor %}<|im_start|>assistant\n")
+                        "{% endfor %}<|im_start|>assistant{{ '\\n' }}")
         token = self._llm._model.token_get_text  # noqa: SLF001 - the only way to name the special tokens
         eos = token(self._llm.token_eos())
         bos = token(self._llm.token_bos()) if self._llm.token_bos() >= 0 else ""

@@ -123,6 +123,11 @@ def llama_generator(monkeypatch, tmp_path):
     return LlamaGenerator("counting")
 
 
+def test_a_model_file_without_a_chat_template_gets_chatml_with_the_assistant_turn_opened(llama_generator):
+    prompt = llama_generator.render([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+    assert prompt == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+
+
 def test_the_real_generator_runs_one_generation_at_a_time(llama_generator):
     messages = [{"role": "user", "content": "[1] The ferry sailed at noon.\n\nQuestion: When did the ferry sail?"}]
 
