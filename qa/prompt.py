@@ -207,8 +207,10 @@ def copy_ahead(raw: str, sentences: Sequence[Sentence]) -> str | None:
 
 
 def _after_copies(sentence: str, copied: str) -> list[str]:
-    """What follows each place where `sentence` holds `copied`, starting at a word."""
-    return [sentence[m.end():] for m in re.finditer(r"(?<!\w)" + re.escape(copied), sentence)]
+    """What follows each place where `sentence` holds `copied`, starting at a word (whose first letter
+    the copy may have capitalised: "However, researchers could …" copied as "Researchers could …")."""
+    first = re.escape(copied[0]) if copied[0].lower() == copied[0].upper() else f"[{copied[0].lower()}{copied[0].upper()}]"
+    return [sentence[m.end():] for m in re.finditer(r"(?<!\w)" + first + re.escape(copied[1:]), sentence)]
 
 
 def shown_in(grammar_text: str) -> int | None:

@@ -246,3 +246,4 @@ def test_a_line_is_copied_ahead_only_once_it_is_certainly_one_sentence():
     assert ahead("Evidence: 3\n[3] deliveries through the pipeline resumed on", sentences) == " Monday"
     assert ahead("Evidence: 1\n[1] repaired a damaged pumping station near the", sentences) == " border on"
     assert ahead("Evidence: 3\n[3] eliveries through the pipeline resumed on", sentences) is None
+    assert ahead("Evidence: 3\n[3] Deliveries through the pipeline resumed on", sentences) == " Monday"
