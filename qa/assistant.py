@@ -104,6 +104,7 @@ class Assistant:
         self.store = store
         self.generator = generator
         self.settings = settings or Settings.from_env()
+        self.check = checked_answer  # the model's reply to a checked answer; a bench or a test may wrap it
         self._store_lock = threading.Lock()
 
     @classmethod
@@ -213,7 +214,7 @@ class Assistant:
                 yield text
         done = time.perf_counter()
         log.debug("model reply: %s", reader.raw)
-        answer = self._answer(question, prompt.parse_reply(reader.raw), shown, sentences)
+        answer = self.check(question, prompt.parse_reply(reader.raw), shown, sentences)
         finished = time.perf_counter()
         yield replace(answer, notes=tuple(notes) + answer.notes, timings=Timings(
             retrieval=retrieved - started, prompt=prompted - retrieved, first_token=(first or done) - started,
@@ -279,21 +280,23 @@ class Assistant:
             notes.append(f"{len(passages) - len(shown)} lower-ranked passage(s) left out to fit the context window")
         return messages, shown, sentences, notes
 
-    def _answer(self, question: str, reply: prompt.Reply, passages: list[Passage],
-                sentences: list[prompt.Sentence]) -> Answer:
-        """The checked claims of the reply as an answer with numbered citations, or a refusal."""
-        claims = grounding.ground(reply, question, sentences, passages)
-        if not claims:
-            return Answer(question, REFUSAL, refused=True, passages=tuple(passages))
-        by_id = {s.id: s for s in sentences}
-        numbers: dict[int, int] = {}   # sentence id -> citation number, in order of first use
-        for claim in claims:
-            for i in claim.ids:
-                numbers.setdefault(i, len(numbers) + 1)
-        citations = tuple(_citation(n, passages[by_id[i].passage], by_id[i]) for i, n in numbers.items())
-        structured = tuple(AnswerSentence(_as_shown(c), tuple(numbers[i] for i in c.ids), c.quoted) for c in claims)
-        return Answer(question, render(structured), citations, sentences=structured, refused=False,
-                      passages=tuple(passages))
+
+def checked_answer(question: str, reply: prompt.Reply, passages: Sequence[Passage],
+                   sentences: Sequence[prompt.Sentence], steps: Sequence[grounding.Step] = grounding.STEPS) -> Answer:
+    """The claims of the model's `reply` that pass the checks (`steps`), as an answer with numbered
+    citations, or a refusal. `passages` and `sentences` are what the model was shown."""
+    claims = grounding.ground(reply, question, sentences, passages, steps)
+    if not claims:
+        return Answer(question, REFUSAL, refused=True, passages=tuple(passages))
+    by_id = {s.id: s for s in sentences}
+    numbers: dict[int, int] = {}   # sentence id -> citation number, in order of first use
+    for claim in claims:
+        for i in claim.ids:
+            numbers.setdefault(i, len(numbers) + 1)
+    citations = tuple(_citation(n, passages[by_id[i].passage], by_id[i]) for i, n in numbers.items())
+    structured = tuple(AnswerSentence(_as_shown(c), tuple(numbers[i] for i in c.ids), c.quoted) for c in claims)
+    return Answer(question, render(structured), citations, sentences=structured, refused=False,
+                  passages=tuple(passages))
 
 
 def render(sentences: Sequence[AnswerSentence]) -> str:

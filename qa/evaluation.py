@@ -103,6 +103,13 @@ def judge(q: Question, answer: Answer) -> tuple[bool, float | None]:
     return correct, recall
 
 
+def score(q: Question, answer: Answer, hits: dict[str, bool] | None = None) -> Result:
+    """The judged answer: correct or not, fact recall, and its citations that support it."""
+    supporting = [c for c in answer.citations if _supports(c.source, c.text, q)]
+    correct, recall = judge(q, answer)
+    return Result(q, answer, correct, recall, len(supporting), len({c.doc_id for c in supporting}), hits or {})
+
+
 def run(bot: Assistant, questions: Sequence[Question], on_result: Callable[[Result], None] | None = None) -> list[Result]:
     results = []
     k = bot.settings.passages
@@ -111,8 +118,6 @@ def run(bot: Assistant, questions: Sequence[Question], on_result: Callable[[Resu
         for turn in q.conversation[:-1]:
             history.append((turn, bot.ask(turn, history).text))
         answer = bot.ask(q.question, history)
-        supporting = [c for c in answer.citations if _supports(c.source, c.text, q)]
-        correct, recall = judge(q, answer)
         hits = {}
         if q.answerable:
             query = standalone_query(q.question, history)
@@ -120,7 +125,7 @@ def run(bot: Assistant, questions: Sequence[Question], on_result: Callable[[Resu
             hits = {f"fused@{n}": hit(fused[:n], q) for n in (k, *WIDER)}
             hits[f"dense@{k}"] = hit(bot.store.search(query, k), q)
             hits[f"bm25@{k}"] = hit(bot.store.keyword_search(query, k), q)
-        result = Result(q, answer, correct, recall, len(supporting), len({c.doc_id for c in supporting}), hits)
+        result = score(q, answer, hits)
         results.append(result)
         if on_result:
             on_result(result)

@@ -230,8 +230,10 @@ STEPS: tuple[Step, ...] = (supported, quote_unsupported, about_the_question, no_
                            merge_repeats, cite_every_article, near_the_question)
 
 
-def ground(reply: Reply, question: str, sentences: Sequence[Sentence], passages: Sequence[Passage]) -> list[Claim]:
-    """The checked claims of `reply` about the shown `sentences` of `passages`; empty: the articles don't say."""
+def ground(reply: Reply, question: str, sentences: Sequence[Sentence], passages: Sequence[Passage],
+           steps: Sequence[Step] = STEPS) -> list[Claim]:
+    """The checked claims of `reply` about the shown `sentences` of `passages`, after `steps`; empty: the
+    articles don't say."""
     evidence = Evidence(question, {s.id: s for s in sentences},
                         {s.id: passages[s.passage].doc_id for s in sentences},
                         {s.id: injection.blank(passages[s.passage].title) for s in sentences})
@@ -239,6 +241,6 @@ def ground(reply: Reply, question: str, sentences: Sequence[Sentence], passages:
     if not evidence.picked and not reply.lines:
         return []
     claims = draft(reply, evidence)
-    for step in STEPS:
+    for step in steps:
         claims = step(claims, evidence)
     return claims

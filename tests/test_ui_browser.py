@@ -208,7 +208,7 @@ def test_markup_in_a_model_answer_never_runs_or_fetches(browser, site, monkeypat
                         quote_start=ferry.start + lo, quote_end=ferry.end, score=ferry.score)
     monkeypatch.setattr(site.generator, "reply", "Evidence: 1\n[1] " + HOSTILE_ANSWER.replace("[", "(").replace("]", ")"))
     monkeypatch.setattr(site.generator, "delay", 0.03)
-    monkeypatch.setattr(site.bot, "_answer", lambda question, *_: Answer(question, HOSTILE_ANSWER + " [1].",
+    monkeypatch.setattr(site.bot, "check", lambda question, *_: Answer(question, HOSTILE_ANSWER + " [1].",
                                                                            (citation,)))
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     requests, dialogs, errors = [], [], []

@@ -1,0 +1,108 @@
+"""Re-run the answer checks on recorded model replies, without the model.
+
+    python bench/replay.py record --index DIR --out FILE.pkl [--half even|odd] QUESTIONS.jsonl...
+    python bench/replay.py score FILE.pkl [--without STEP,STEP]
+
+`record` asks every question as `qa eval` does, and keeps what the model was shown and what it
+replied (a pickle: local scratch, load only your own). `score` runs the checks of `qa/grounding.py`
+on those replies again, all of them or without the named steps, and prints the `qa eval` figures for
+each set (and its even and odd halves, when the whole set was recorded). A change to the checks is
+then measured in seconds instead of an hour of generation; a change to the prompt, the retrieval or
+the model needs a new recording.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT)]
+
+from qa import grounding  # noqa: E402
+from qa.assistant import Assistant, checked_answer  # noqa: E402
+from qa.evaluation import by_half, load_questions, score, summarize  # noqa: E402
+
+FIGURES = ("answer_accuracy", "fact_recall", "citation_precision", "citation_coverage", "multi_source",
+           "unanswerable_refused", "answerable_refused")
+
+
+def record(bot: Assistant, files: Sequence[str | Path], half: str = "all") -> list[dict]:
+    """For each question of `files` (or of one half of each), what the model was shown and replied."""
+    seen: dict = {}
+
+    def keep(question, reply, passages, sentences):
+        seen.update(asked=question, reply=reply, passages=passages, sentences=sentences)
+        return checked_answer(question, reply, passages, sentences)
+
+    records = []
+    for path in files:
+        questions = load_questions(path)
+        if half != "all":
+            questions = questions[0 if half == "even" else 1::2]
+        for q in questions:
+            history: list[tuple[str, str]] = []
+            for turn in q.conversation[:-1]:
+                history.append((turn, bot.ask(turn, history).text))
+            seen.clear()
+            checks, bot.check = bot.check, keep
+            try:
+                answer = bot.ask(q.question, history)
+            finally:
+                bot.check = checks
+            records.append({"file": str(path), "half": half, "question": q, "answer": answer, **seen})
+    return records
+
+
+def rescore(records: Sequence[dict], without: Sequence[str] = ()) -> dict[str, dict]:
+    """The `qa eval` summary of each recorded set, its answers checked again without the steps named."""
+    names = {step.__name__ for step in grounding.STEPS}
+    unknown = set(without) - names
+    if unknown:
+        raise SystemExit(f"no check named {', '.join(sorted(unknown))}; the checks are {', '.join(sorted(names))}")
+    steps = tuple(step for step in grounding.STEPS if step.__name__ not in without)
+    out = {}
+    for file in dict.fromkeys(r["file"] for r in records):
+        results = []
+        for r in (r for r in records if r["file"] == file):
+            answer = r["answer"]
+            if "reply" in r:  # no reply was recorded when nothing was retrieved
+                answer = checked_answer(r["asked"], r["reply"], r["passages"], r["sentences"], steps)
+            results.append(score(r["question"], answer))
+        half = records[0]["half"] if records else "all"
+        out[file] = by_half(results) if half == "all" else {half: summarize(results)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    rec = commands.add_parser("record", help="ask the questions with the model and keep its replies")
+    rec.add_argument("files", nargs="+")
+    rec.add_argument("--index", required=True, help="the index the questions are asked against")
+    rec.add_argument("--out", required=True, type=Path)
+    rec.add_argument("--half", choices=["all", "even", "odd"], default="all")
+    sc = commands.add_parser("score", help="check the recorded replies again and print the figures")
+    sc.add_argument("recording", type=Path)
+    sc.add_argument("--without", default="", help="checks to leave out, comma-separated (qa/grounding.py STEPS)")
+    args = parser.parse_args()
+    if args.command == "record":
+        bot = Assistant.load(args.index, progress=True)
+        bot.warm_up()
+        args.out.write_bytes(pickle.dumps(record(bot, args.files, args.half)))
+        print(f"recorded in {args.out}")
+        return
+    records = pickle.loads(args.recording.read_bytes())
+    for file, halves in rescore(records, [s for s in args.without.split(",") if s]).items():
+        for half, summary in halves.items():
+            figures = {k: f"{summary[k]['n']}/{summary[k]['of']}" if isinstance(summary[k], dict) else summary[k]
+                       for k in FIGURES}
+            print(f"{Path(file).name} {half}: {json.dumps(figures)}")
+
+
+if __name__ == "__main__":
+    main()
