@@ -25,7 +25,7 @@ sys.path[:0] = [str(ROOT)]
 
 from qa import grounding  # noqa: E402
 from qa.assistant import Assistant, checked_answer  # noqa: E402
-from qa.evaluation import by_half, load_questions, score, summarize  # noqa: E402
+from qa import evaluation  # noqa: E402
 
 FIGURES = ("answer_accuracy", "fact_recall", "citation_precision", "citation_coverage", "multi_source",
            "unanswerable_refused", "answerable_refused")
@@ -40,21 +40,16 @@ def record(bot: Assistant, files: Sequence[str | Path], half: str = "all") -> li
         return checked_answer(question, reply, passages, sentences)
 
     records = []
-    for path in files:
-        questions = load_questions(path)
-        if half != "all":
-            questions = questions[0 if half == "even" else 1::2]
-        for q in questions:
-            history: list[tuple[str, str]] = []
-            for turn in q.conversation[:-1]:
-                history.append((turn, bot.ask(turn, history).text))
-            seen.clear()
-            checks, bot.check = bot.check, keep
-            try:
-                answer = bot.ask(q.question, history)
-            finally:
-                bot.check = checks
-            records.append({"file": str(path), "half": half, "question": q, "answer": answer, **seen})
+    checks, bot.check = bot.check, keep
+    try:
+        for path in files:
+            for q in evaluation.half(evaluation.load_questions(path), half):
+                answer, _ = evaluation.ask(bot, q)
+                if seen.get("asked") != answer.question:  # nothing retrieved: the reply kept is an earlier turn's
+                    seen.clear()
+                records.append({"file": str(path), "half": half, "question": q, "answer": answer, **seen})
+    finally:
+        bot.check = checks
     return records
 
 
@@ -65,6 +60,7 @@ def rescore(records: Sequence[dict], without: Sequence[str] = ()) -> dict[str, d
     if unknown:
         raise SystemExit(f"no check named {', '.join(sorted(unknown))}; the checks are {', '.join(sorted(names))}")
     steps = tuple(step for step in grounding.STEPS if step.__name__ not in without)
+    half = records[0]["half"] if records else "all"
     out = {}
     for file in dict.fromkeys(r["file"] for r in records):
         results = []
@@ -72,9 +68,8 @@ def rescore(records: Sequence[dict], without: Sequence[str] = ()) -> dict[str, d
             answer = r["answer"]
             if "reply" in r:  # no reply was recorded when nothing was retrieved
                 answer = checked_answer(r["asked"], r["reply"], r["passages"], r["sentences"], steps)
-            results.append(score(r["question"], answer))
-        half = records[0]["half"] if records else "all"
-        out[file] = by_half(results) if half == "all" else {half: summarize(results)}
+            results.append(evaluation.score(r["question"], answer))
+        out[file] = evaluation.by_half(results) if half == "all" else {half: evaluation.summarize(results)}
     return out
 
 

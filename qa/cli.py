@@ -196,9 +196,7 @@ def cmd_eval(args) -> int:
     generator = None
     report = {}
     for path in files:
-        questions = evaluation.load_questions(path)
-        if args.half != "all":
-            questions = questions[0 if args.half == "even" else 1::2]
+        questions = evaluation.half(evaluation.load_questions(path), args.half)
         questions = questions[:args.limit] if args.limit else questions
         index_dir = Path(args.index) if args.index else evaluation.prepare(
             path, default_cache_dir() / "eval", lambda articles, into: ingest([articles], into, embedder))

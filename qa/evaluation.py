@@ -110,14 +110,24 @@ def score(q: Question, answer: Answer, hits: dict[str, bool] | None = None) -> R
     return Result(q, answer, correct, recall, len(supporting), len({c.doc_id for c in supporting}), hits or {})
 
 
+def half(questions: Sequence[Question], which: str) -> list[Question]:
+    """The questions at even or odd positions of a set ("all": every one): tune on one, check on the other."""
+    return list(questions) if which == "all" else list(questions[0 if which == "even" else 1::2])
+
+
+def ask(bot: Assistant, q: Question) -> tuple[Answer, list[tuple[str, str]]]:
+    """The answer to `q`, asked after the earlier turns of its conversation, and those turns."""
+    history: list[tuple[str, str]] = []
+    for turn in q.conversation[:-1]:
+        history.append((turn, bot.ask(turn, history).text))
+    return bot.ask(q.question, history), history
+
+
 def run(bot: Assistant, questions: Sequence[Question], on_result: Callable[[Result], None] | None = None) -> list[Result]:
     results = []
     k = bot.settings.passages
     for q in questions:
-        history: list[tuple[str, str]] = []
-        for turn in q.conversation[:-1]:
-            history.append((turn, bot.ask(turn, history).text))
-        answer = bot.ask(q.question, history)
+        answer, history = ask(bot, q)
         hits = {}
         if q.answerable:
             query = standalone_query(q.question, history)
