@@ -224,7 +224,8 @@ class Assistant:
     def _reply(self, messages: list[Message], sentences: list[prompt.Sentence]) -> Iterator[str]:
         """The model's reply, a piece at a time. When a line of it is copying a shown sentence, the rest of
         that sentence but its last word is given rather than generated (`prompt.copy_ahead`), and the model
-        goes on from there, if its generator can go on from a reply (`continues_replies`)."""
+        goes on from there, if its generator can go on from a reply (`continues_replies`). A line that
+        starts repeating itself ends the reply (`prompt.unlooped`; the checks cut the repeat)."""
         raw, left = "", self.settings.max_tokens
         grammar = prompt.grammar_for(sentences)
         continues = getattr(self.generator, "continues_replies", False)
@@ -237,6 +238,9 @@ class Assistant:
                     left -= 1
                     raw += piece
                     yield piece
+                    line = raw.rsplit("\n", 1)[-1] if "\n" in raw else ""
+                    if " " in piece and prompt.unlooped(line) != line:
+                        return  # the model is repeating itself: nothing more worth waiting for
                     if continues and (rest := prompt.copy_ahead(raw, sentences)):
                         break
             finally:

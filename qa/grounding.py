@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from index import Passage
 
 from . import injection, matching
-from .prompt import Reply, Sentence
+from .prompt import Reply, Sentence, unlooped
 
 MIN_SUPPORT = 0.6     # share of a claim's own content words that its evidence must contain
 MIN_RELEVANCE = 0.5   # share of the question's content words a sentence needs to be quoted as the answer
@@ -58,11 +58,12 @@ Step = Callable[[list[Claim], Evidence], list[Claim]]
 
 def draft(reply: Reply, evidence: Evidence) -> list[Claim]:
     """The reply's lines as claims, with only ids that were shown (a server may ignore the grammar); a line
-    that names none rests on the evidence line's ids. No evidence named and nothing cited: no claims."""
+    that names none rests on the evidence line's ids, and one that repeats itself is cut where the repeat
+    begins (`prompt.unlooped`). No evidence named and nothing cited: no claims."""
     claims = []
     for ids, text in reply.lines:
         ids = tuple(i for i in ids if i in evidence.sentences) or evidence.picked
-        claim = Claim(" ".join(text.split()), ids)
+        claim = Claim(" ".join(unlooped(text).split()), ids)
         if ids and claim.text:
             # A sentence copied from an article is shown whole and as a quotation, even if the model's
             # copy was cut off by the length limit.

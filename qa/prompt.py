@@ -213,6 +213,26 @@ def _after_copies(sentence: str, copied: str) -> list[str]:
     return [sentence[m.end():] for m in re.finditer(r"(?<!\w)" + first + re.escape(copied[1:]), sentence)]
 
 
+LOOP_WORDS = 3   # words a run must have for its repeat, right after it, to be a loop (`unlooped`)
+
+
+def unlooped(line: str) -> str:
+    """`line` up to where it starts repeating itself: a run of LOOP_WORDS or more words written again right
+    after itself ("… photo via AP) (Grigory Sysoyev, … photo via AP) (Grigory Sysoyev, …").
+
+    Copying sentences, as it is asked to, a small model sometimes goes on copying the end of one (a
+    photo credit, a list) again and again until the length limit; prose almost never repeats three
+    words in a row, while one repeated word ("no, no") is left alone.
+    """
+    words = list(re.finditer(r"\S+", line))
+    texts = [w.group() for w in words]
+    for end in range(2 * LOOP_WORDS, len(words) + 1):  # the first loop to be complete, as it is streamed
+        for n in range(LOOP_WORDS, end // 2 + 1):
+            if texts[end - n:end] == texts[end - 2 * n:end - n]:
+                return line[:words[end - n].start()].rstrip()
+    return line
+
+
 def shown_in(grammar_text: str) -> int | None:
     """How many sentence ids a grammar made by `grammar` allows (None: not one of ours)."""
     m = re.search(r'^id ::= ((?:"\d+"(?: \| )?)+)$', grammar_text, re.MULTILINE)

@@ -231,6 +231,19 @@ def test_a_sentence_the_model_is_copying_is_given_to_it_rather_than_generated(st
     assert '( "\\n" line ){0,2}\n' in generator.calls[1][1]                # two more lines at most
 
 
+def test_a_reply_that_starts_repeating_itself_is_not_waited_for(store):
+    def reply(messages):
+        n = sentence_with(messages, "pumping station")
+        return f"Evidence: {n}\n[{n}] The engineers repaired a pumping station" + " (photo by the ministry)" * 40
+
+    generator = ContinuingGenerator(reply)
+    bot = Assistant(store, generator, Settings(index_dir=store.index_dir))
+    answer = bot.ask("What did the engineers repair near the border?")
+    [written] = generator.written   # pieces of 4 characters: up to the second credit, not the 40th
+    assert written * 4 < len("Evidence: 1\n[1] The engineers repaired a pumping station") + 3 * len(" (photo by the ministry)")
+    assert answer.text == "“Engineers repaired a damaged pumping station near the border” [1]."   # the credit was not in it
+
+
 def test_a_line_is_copied_ahead_only_once_it_is_certainly_one_sentence():
     sentences = [prompt.Sentence(1, 0, 0, 60, "Engineers repaired a damaged pumping station near the border on Friday."),
                  prompt.Sentence(2, 0, 60, 120, "Engineers repaired a damaged pumping station in the north."),

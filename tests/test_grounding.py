@@ -78,6 +78,16 @@ def test_a_copy_cut_inside_a_word_or_begun_inside_the_sentence_is_quoted_whole()
     assert (claim.text, claim.quoted) == ("Oil exports fell by 12 percent in March, the office said.", True)
 
 
+def test_a_line_that_repeats_itself_is_cut_where_the_repeat_begins():
+    # A copied sentence whose last words the model went on writing again and again (as with a photo credit).
+    [claim] = ground("Evidence: 2\n[2] Oil exports fell by 12 percent in March, the office said." + " the office said." * 5,
+                     "How much did exports fall?")
+    assert (claim.text, claim.quoted) == ("Oil exports fell by 12 percent in March, the office said.", True)
+    assert prompt.unlooped("Prices rose, rose and rose again.") == "Prices rose, rose and rose again."   # one word: left alone
+    assert prompt.unlooped("They said no, no, no to the plan to the plan.") == "They said no, no, no to the plan to the plan."
+    assert prompt.unlooped("a b c d a b c d a b") == "a b c d"
+
+
 def test_a_retold_sentence_is_not_taken_for_a_copy():
     [claim] = ground("Evidence: 2\n[2] Exports of oil fell by 12 percent in March.", "How much did exports fall?")
     assert (claim.text, claim.quoted) == ("Exports of oil fell by 12 percent in March.", False)
