@@ -52,7 +52,9 @@ LIGHTHOUSE = (
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ui-browser")
-    generator = SlowGenerator(reply=best_sentence, delay=0.01)
+    # ~1 s to stream an answer: long enough to be seen streaming on a loaded CI machine (at 0.01 s a
+    # piece the status line was once gone before the test looked for it)
+    generator = SlowGenerator(reply=best_sentence, delay=0.03)
     bot = fake_bot(folder, generator, {"harbour.txt": HARBOUR})
     app, url = running_app(bot, folder / "uploads")
     yield SimpleNamespace(bot=bot, url=url, folder=folder, generator=generator)
