@@ -12,7 +12,9 @@ assistant would, with the previous turns (their answers unknown here, so left em
 Methods: `dense` and `bm25` alone, `fused` (what the assistant uses: `qa.retrieval.retrieve` with
 the default `Recipe`), `baseline` (the recipe before this work), and for each option of `Recipe`
 the default with that one option flipped (`-name` when the default has it on, `+name` when off),
-so that each change is measured on its own. With `--news-corpus` (the unpacked archive) the news
+so that each change is measured on its own; and query rewriting (`rewritten`: the question's
+keywords, pseudo-relevance feedback, Rocchio, and with `--hyde` the chat model's guess at an
+answering sentence), none of which the assistant uses. With `--news-corpus` (the unpacked archive) the news
 questions whose answer an article states in a passage about the question are scored apart as
 `news-findable` (`findable`). Prints tables; asserts nothing.
 """
@@ -24,17 +26,22 @@ import json
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 from index import Passage, Store, default_embedder, split_sentences  # noqa: E402
 from index.keyword import tokenize  # noqa: E402
+from qa import matching  # noqa: E402
 from qa.evaluation import Question, load_questions  # noqa: E402
-from qa.retrieval import BASELINE, DEFAULT, hit_at, retrieve, standalone_query  # noqa: E402
+from qa.retrieval import (BASELINE, DEFAULT, collapse_duplicates, fuse, hit_at, retrieve,  # noqa: E402
+                          standalone_query)
 
 EVAL = ROOT.parent / "shared" / "eval"
 KS = (4, 6, 10, 20)
@@ -62,7 +69,68 @@ def methods() -> dict[str, Search]:
             flipped = replace(DEFAULT, **{f.name: not value})
             found[f"{'-' if value else '+'}{f.name}"] = (
                 lambda store, query, k, recipe=flipped: retrieve(store, query, k, recipe=recipe))
+    found.update(rewritten())
     return found
+
+
+def rewritten(writer: Callable[[str], str] | None = None) -> dict[str, Search]:
+    """Query rewriting, each as one more ranking fused with the default two (dense, BM25 with names):
+    `rewrite:keywords` a dense search for the question's words without its stop words ("which", "of");
+    `rewrite:expand` BM25 with the question and the 8 words that weigh most (count × idf) in the first
+    3 passages found (pseudo-relevance feedback, as RM3); `rewrite:rocchio` a dense search with the
+    question's vector moved toward the mean of the first 3 passages'; with `writer` (the chat model),
+    `rewrite:hyde` a dense search for a sentence the model writes as an answering article might (HyDE)."""
+
+    def first(store: Store, query: str) -> tuple[list[list[Passage]], list[Passage]]:
+        rankings = [store.search(query, DEFAULT.candidates),
+                    store.keyword_search(query, DEFAULT.candidates, fuzzy_names=True)]
+        return rankings, collapse_duplicates(fuse(rankings))[:3]
+
+    def keywords(store: Store, query: str) -> list[Passage]:
+        words = [w for w in query.split() if matching.fold(w).strip("?,.'’\"“”") not in matching.STOP_WORDS]
+        return store.search(" ".join(words), DEFAULT.candidates)
+
+    def expand(store: Store, query: str) -> list[Passage]:
+        asked = set(store.query_terms(query, True))
+        counts = Counter(t for p in first(store, query)[1] for t in tokenize([p.text])[0])
+        idf = store.query_terms(" ".join(counts))
+        weight = sorted(((counts[t] * idf[t], t) for t in idf if t not in asked), reverse=True)
+        return store.keyword_search(" ".join([query, *(t for _, t in weight[:8])]), DEFAULT.candidates, fuzzy_names=True)
+
+    def rocchio(store: Store, query: str) -> list[Passage]:
+        vectors = store.embedder.embed([query, *(p.text for p in first(store, query)[1])])
+        moved = vectors[0] + vectors[1:].mean(axis=0)
+        return store.search_vector(moved / np.linalg.norm(moved), DEFAULT.candidates)
+
+    def hyde(store: Store, query: str) -> list[Passage]:
+        return store.search(writer(query), DEFAULT.candidates)
+
+    def fused_with(extra: Callable[[Store, str], list[Passage]]) -> Search:
+        return lambda store, query, k: collapse_duplicates(fuse([*first(store, query)[0], extra(store, query)]))[:k]
+
+    found = {"rewrite:keywords": fused_with(keywords), "rewrite:expand": fused_with(expand),
+             "rewrite:rocchio": fused_with(rocchio)}
+    if writer:
+        found["rewrite:hyde"] = fused_with(hyde)
+    return found
+
+
+def hyde_writer(model: str) -> Callable[[str], str]:
+    """The chat model's guess at a sentence of an article answering the question (one generation, ~5 s
+    here), remembered per question."""
+    from functools import lru_cache
+
+    from qa.llm import LlamaGenerator
+
+    generator = LlamaGenerator(model or None, progress=False)
+    ask = ("Write one sentence that a news article answering this question would contain. "
+           "Use the names and words such an article would use. Question: {}")
+
+    @lru_cache(maxsize=None)
+    def write(question: str) -> str:
+        reply = "".join(generator.generate([{"role": "user", "content": ask.format(question)}], max_tokens=48))
+        return reply.strip().split("\n")[0] or question
+    return write
 
 
 class CachedEmbedder:
@@ -133,10 +201,15 @@ def main() -> None:
     parser.add_argument("--news-corpus", type=Path,
                         help="the unpacked news-2025 corpus: also report the questions whose answer an article "
                              "states in a passage about the question (news-findable)")
+    parser.add_argument("--hyde", nargs="?", const="", metavar="MODEL",
+                        help="also measure rewrite:hyde, the chat model (default: the packaged one) writing the "
+                             "query (slow: one generation a question)")
     parser.add_argument("--indexed-only", action="store_true",
                         help="skip questions none of whose sources is in the index (for a partial index)")
     args = parser.parse_args()
     available = methods()
+    if args.hyde is not None:
+        available.update(rewritten(hyde_writer(args.hyde)))
     chosen = args.methods.split(",") if args.methods else list(available)
     unknown = set(chosen) - set(available)
     if unknown:
