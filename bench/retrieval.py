@@ -29,6 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import fields, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -81,32 +82,32 @@ def rewritten(writer: Callable[[str], str] | None = None) -> dict[str, Search]:
     question's vector moved toward the mean of the first 3 passages'; with `writer` (the chat model),
     `rewrite:hyde` a dense search for a sentence the model writes as an answering article might (HyDE)."""
 
-    def first(store: Store, query: str) -> tuple[list[list[Passage]], list[Passage]]:
-        rankings = [store.search(query, DEFAULT.candidates),
-                    store.keyword_search(query, DEFAULT.candidates, fuzzy_names=True)]
-        return rankings, collapse_duplicates(fuse(rankings))[:3]
-
-    def keywords(store: Store, query: str) -> list[Passage]:
+    def keywords(store: Store, query: str, top: list[Passage]) -> list[Passage]:
         words = [w for w in query.split() if matching.fold(w).strip("?,.'’\"“”") not in matching.STOP_WORDS]
         return store.search(" ".join(words), DEFAULT.candidates)
 
-    def expand(store: Store, query: str) -> list[Passage]:
+    def expand(store: Store, query: str, top: list[Passage]) -> list[Passage]:
         asked = set(store.query_terms(query, True))
-        counts = Counter(t for p in first(store, query)[1] for t in tokenize([p.text])[0])
+        counts = Counter(t for p in top for t in tokenize([p.text])[0])
         idf = store.query_terms(" ".join(counts))
         weight = sorted(((counts[t] * idf[t], t) for t in idf if t not in asked), reverse=True)
         return store.keyword_search(" ".join([query, *(t for _, t in weight[:8])]), DEFAULT.candidates, fuzzy_names=True)
 
-    def rocchio(store: Store, query: str) -> list[Passage]:
-        vectors = store.embedder.embed([query, *(p.text for p in first(store, query)[1])])
+    def rocchio(store: Store, query: str, top: list[Passage]) -> list[Passage]:
+        vectors = store.embedder.embed([query, *(p.text for p in top)])
         moved = vectors[0] + vectors[1:].mean(axis=0)
         return store.search_vector(moved / np.linalg.norm(moved), DEFAULT.candidates)
 
-    def hyde(store: Store, query: str) -> list[Passage]:
+    def hyde(store: Store, query: str, top: list[Passage]) -> list[Passage]:
         return store.search(writer(query), DEFAULT.candidates)
 
-    def fused_with(extra: Callable[[Store, str], list[Passage]]) -> Search:
-        return lambda store, query, k: collapse_duplicates(fuse([*first(store, query)[0], extra(store, query)]))[:k]
+    def fused_with(extra: Callable[[Store, str, list[Passage]], list[Passage]]) -> Search:
+        def search(store: Store, query: str, k: int) -> list[Passage]:
+            rankings = [store.search(query, DEFAULT.candidates),
+                        store.keyword_search(query, DEFAULT.candidates, fuzzy_names=True)]
+            top = collapse_duplicates(fuse(rankings))[:3]   # the first 3 passages found, for feedback
+            return collapse_duplicates(fuse([*rankings, extra(store, query, top)]))[:k]
+        return search
 
     found = {"rewrite:keywords": fused_with(keywords), "rewrite:expand": fused_with(expand),
              "rewrite:rocchio": fused_with(rocchio)}
@@ -118,8 +119,6 @@ def rewritten(writer: Callable[[str], str] | None = None) -> dict[str, Search]:
 def hyde_writer(model: str) -> Callable[[str], str]:
     """The chat model's guess at a sentence of an article answering the question (one generation, ~5 s
     here), remembered per question."""
-    from functools import lru_cache
-
     from qa.llm import LlamaGenerator
 
     generator = LlamaGenerator(model or None, progress=False)

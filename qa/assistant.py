@@ -238,7 +238,7 @@ class Assistant:
                     left -= 1
                     raw += piece
                     yield piece
-                    line = raw.rsplit("\n", 1)[-1] if "\n" in raw else ""
+                    line = prompt.last_line(raw)
                     if " " in piece and prompt.unlooped(line) != line:
                         return  # the model is repeating itself: nothing more worth waiting for
                     if continues and (rest := prompt.copy_ahead(raw, sentences)):

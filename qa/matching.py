@@ -42,7 +42,7 @@ def word_list(text: str) -> list[str]:
 
 def content_words(text: str) -> set[str]:
     """Stemmed words that carry meaning, so "asked" matches "ask" and "sanctions" matches "sanction"."""
-    words = [w for w in _WORD.findall(fold(text)) if w not in STOP_WORDS and not w.isdigit()]
+    words = [w for w in word_list(text) if w not in STOP_WORDS and not w.isdigit()]
     return set(_stemmer().stemWords(words))
 
 
@@ -106,7 +106,7 @@ def _acronym(words: Iterable[str]) -> str:
 @functools.lru_cache(maxsize=256)
 def _name_index(text: str) -> tuple[frozenset[str], frozenset[str]]:
     """The folded words of `text`, and the acronyms its names make or are ("US", "ICC")."""
-    words = frozenset(_WORD.findall(fold(text)))
+    words = frozenset(word_list(text))
     acronyms = set()
     for _, parts in _runs(text):
         while parts and parts[0].lower() in STOP_WORDS:  # "The United Nations"
@@ -150,7 +150,7 @@ def _common_prefix(a: str, b: str) -> str:
 def has_name(name: str, text: str) -> bool:
     """Whether `text` mentions the person, place or body called `name`, however it is written."""
     words, acronyms = _name_index(text)
-    parts = [w for w in _WORD.findall(fold(name)) if w not in _JOINERS]
+    parts = [w for w in word_list(name) if w not in _JOINERS]
     if not parts:
         return True
     squeezed = name.replace(".", "").replace(" ", "")

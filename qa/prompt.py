@@ -178,6 +178,11 @@ def grammar_for(sentences: Sequence[Sentence], after: int | None = None) -> str:
     return grammar(len(sentences), "".join(s.text for s in sentences), after)
 
 
+def last_line(raw: str) -> str:
+    """The answer line a reply is writing ("": still the evidence line)."""
+    return raw.rsplit("\n", 1)[-1] if "\n" in raw else ""
+
+
 COPY_WORDS = 6   # words of a shown sentence an answer line must have copied before the rest is copied for it
 
 
@@ -191,7 +196,7 @@ def copy_ahead(raw: str, sentences: Sequence[Sentence]) -> str | None:
     its last word can be given rather than generated; the checks turn such a line into that sentence,
     quoted, in any case (`grounding.draft`). None: the line is not a copy, or not yet a certain one.
     """
-    last = raw.rsplit("\n", 1)[-1] if "\n" in raw else ""
+    last = last_line(raw)
     m = re.match(r"\[[\d,\s]*\] (.+)$", last)
     if not m or len(m.group(1).split()) < COPY_WORDS or m.group(1).endswith(" "):
         return None
