@@ -14,7 +14,8 @@ the default `Recipe`), `baseline` (the recipe before this work), and for each op
 the default with that one option flipped (`-name` when the default has it on, `+name` when off),
 so that each change is measured on its own; and query rewriting (`rewritten`: the question's
 keywords, pseudo-relevance feedback, Rocchio, and with `--hyde` the chat model's guess at an
-answering sentence), none of which the assistant uses. With `--news-corpus` (the unpacked archive) the news
+answering sentence) and, with `--sentence-vectors CACHE`, dense search over every sentence instead of
+every passage (`by_sentence`), none of which the assistant uses. With `--news-corpus` (the unpacked archive) the news
 questions whose answer an article states in a passage about the question are scored apart as
 `news-findable` (`findable`). Prints tables; asserts nothing.
 """
@@ -41,8 +42,8 @@ from index import Passage, Store, default_embedder, split_sentences  # noqa: E40
 from index.keyword import tokenize  # noqa: E402
 from qa import matching  # noqa: E402
 from qa.evaluation import Question, load_questions  # noqa: E402
-from qa.retrieval import (BASELINE, DEFAULT, collapse_duplicates, fuse, hit_at, retrieve,  # noqa: E402
-                          standalone_query)
+from qa.retrieval import (BASELINE, DEFAULT, _sentences, collapse_duplicates, fuse, hit_at,  # noqa: E402
+                          retrieve, standalone_query)
 
 EVAL = ROOT.parent / "shared" / "eval"
 KS = (4, 6, 10, 20)
@@ -114,6 +115,72 @@ def rewritten(writer: Callable[[str], str] | None = None) -> dict[str, Search]:
     if writer:
         found["rewrite:hyde"] = fused_with(hyde)
     return found
+
+
+class SentenceVectors:
+    """Every distinct sentence (4 words or more) of every passage of a store, embedded: a sentence-level
+    dense index beside the passage-level one, which the assistant does not have. Building it costs an
+    ingest's embedding again (news-2025: 119,673 sentences, 21 min on 2 cores), so the vectors are kept
+    in `cache` (one file per index generation and embedder) for the next run."""
+
+    def __init__(self, store: Store, cache: Path):
+        import faiss
+        from tqdm import tqdm
+
+        ids = [f"{d.doc_id}:{i}" for d in store.documents() for i in range(d.passages)]
+        self.store, self.rows = store, {}  # rows: sentence -> the passage ids holding it
+        for p in store.passages(ids):
+            for sentence in _sentences(p.text):
+                sentence = " ".join(sentence.split())
+                if len(sentence.split()) >= 4:
+                    self.rows.setdefault(sentence, []).append(p.id)
+        self.sentences = list(self.rows)
+        key = f"{store.index_dir.name}-{store.generation}-{store.embedder_name.replace('/', '_')}-{len(self.sentences)}"
+        path = cache / f"sentence-vectors-{key}.npy"
+        if path.is_file():
+            vectors = np.load(path)
+        else:
+            batch = 1024
+            vectors = np.concatenate([store.embedder.embed(self.sentences[i:i + batch])
+                                      for i in tqdm(range(0, len(self.sentences), batch), unit="batch",
+                                                    desc=f"embedding {len(self.sentences)} sentences")])
+            cache.mkdir(parents=True, exist_ok=True)
+            np.save(path, vectors.astype(np.float32))
+        self.index = faiss.IndexFlatIP(vectors.shape[1])
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def nearest(self, query: str, depth: int = 200) -> list[tuple[str, float]]:
+        """(passage id, cosine of its sentence) for the `depth` sentences nearest `query`, nearest first."""
+        vector = np.asarray(self.store.embedder.embed([query]), dtype=np.float32)
+        scores, found = self.index.search(vector, depth)
+        return [(pid, float(score)) for score, i in zip(scores[0], found[0]) if i >= 0
+                for pid in self.rows[self.sentences[i]]]
+
+
+def by_sentence(vectors: Callable[[Store], SentenceVectors]) -> dict[str, Search]:
+    """Matching at the sentence level: `sentences:dense` ranks passages by their nearest sentence alone;
+    `+sentences:dense` fuses that ranking with the default two (dense, BM25 with names); `max-sentence`
+    ranks by the better of a passage's own cosine and its best sentence's, fused with BM25."""
+
+    def ranking(store: Store, query: str, k: int) -> list[Passage]:
+        return store.passages(list(dict.fromkeys(pid for pid, _ in vectors(store).nearest(query)))[:k])
+
+    def default_two(store: Store, query: str) -> list[list[Passage]]:
+        return [store.search(query, DEFAULT.candidates),
+                store.keyword_search(query, DEFAULT.candidates, fuzzy_names=True)]
+
+    def fused(store: Store, query: str, k: int) -> list[Passage]:
+        return collapse_duplicates(fuse([*default_two(store, query), ranking(store, query, DEFAULT.candidates)]))[:k]
+
+    def best_of(store: Store, query: str, k: int) -> list[Passage]:
+        best: dict[str, float] = {}
+        for pid, score in [*vectors(store).nearest(query), *((p.id, p.score) for p in store.search(query, 40))]:
+            best[pid] = max(best.get(pid, -1.0), score)
+        dense = store.passages(sorted(best, key=lambda pid: -best[pid])[:DEFAULT.candidates])
+        keyword = store.keyword_search(query, DEFAULT.candidates, fuzzy_names=True)
+        return collapse_duplicates(fuse([dense, keyword]))[:k]
+
+    return {"sentences:dense": ranking, "+sentences:dense": fused, "max-sentence": best_of}
 
 
 def hyde_writer(model: str) -> Callable[[str], str]:
@@ -203,12 +270,20 @@ def main() -> None:
     parser.add_argument("--hyde", nargs="?", const="", metavar="MODEL",
                         help="also measure rewrite:hyde, the chat model (default: the packaged one) writing the "
                              "query (slow: one generation a question)")
+    parser.add_argument("--sentence-vectors", type=Path, metavar="CACHE",
+                        help="also measure sentence-level dense search (sentences:dense, +sentences:dense, "
+                             "max-sentence), keeping the sentence vectors in this folder (slow the first time: "
+                             "an ingest's embedding again)")
     parser.add_argument("--indexed-only", action="store_true",
                         help="skip questions none of whose sources is in the index (for a partial index)")
     args = parser.parse_args()
     available = methods()
     if args.hyde is not None:
         available.update(rewritten(hyde_writer(args.hyde)))
+    if args.sentence_vectors:
+        built: dict[Path, SentenceVectors] = {}
+        available.update(by_sentence(lambda store: built.get(store.index_dir) or built.setdefault(
+            store.index_dir, SentenceVectors(store, args.sentence_vectors))))
     chosen = args.methods.split(",") if args.methods else list(available)
     unknown = set(chosen) - set(available)
     if unknown:

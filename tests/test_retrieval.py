@@ -1,9 +1,15 @@
-"""Fusion, duplicate collapsing and follow-up queries."""
+"""Fusion, duplicate collapsing, follow-up queries, and the sentence-level search of bench/retrieval.py."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
+from fakes import ARTICLES, HashEmbedder, indexed_store
 from index import Passage
 from qa.retrieval import collapse_duplicates, fuse, retrieve, standalone_query
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def p(pid: str, text: str = "", doc: str = "a", start: int = 0) -> Passage:
@@ -46,3 +52,21 @@ def test_retrieve_finds_the_article_by_meaning_or_words(store):
     top = retrieve(store, "Which pipeline brings Russian crude to Slovakia?", k=2)
     assert top[0].source.endswith("pipeline.txt")
     assert len({x.id for x in top}) == len(top)
+
+
+def test_the_benchmark_s_sentence_vectors_find_a_passage_by_one_sentence_and_are_kept(tmp_path):
+    """bench/retrieval.py --sentence-vectors: sentence-level dense search, measured there (README)."""
+    spec = importlib.util.spec_from_file_location("bench_retrieval", ROOT / "bench" / "retrieval.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    embedder = HashEmbedder()
+    store = indexed_store(tmp_path, embedder, ARTICLES)
+    vectors = bench.SentenceVectors(store, tmp_path / "cache")
+    assert "Engineers repaired a damaged pumping station near the border." in vectors.sentences
+    search = bench.by_sentence(lambda s: vectors)
+    found = search["sentences:dense"](store, "engineers repaired damaged pumping station", 2)
+    assert found[0].source.endswith("pipeline.txt") and "repaired" in found[0].text
+    assert len(search["+sentences:dense"](store, "engineers repaired damaged pumping station", 2)) == 2
+    before = embedder.embedded
+    again = bench.SentenceVectors(store, tmp_path / "cache")  # the vectors come from the cache, not the embedder
+    assert again.sentences == vectors.sentences and embedder.embedded == before
