@@ -75,6 +75,12 @@ def methods() -> dict[str, Search]:
     return found
 
 
+def default_rankings(store: Store, query: str) -> list[list[Passage]]:
+    """The two rankings the assistant fuses by default: dense, and BM25 with the index's spellings of names."""
+    return [store.search(query, DEFAULT.candidates),
+            store.keyword_search(query, DEFAULT.candidates, fuzzy_names=True)]
+
+
 def rewritten(writer: Callable[[str], str] | None = None) -> dict[str, Search]:
     """Query rewriting, each as one more ranking fused with the default two (dense, BM25 with names):
     `rewrite:keywords` a dense search for the question's words without its stop words ("which", "of");
@@ -104,8 +110,7 @@ def rewritten(writer: Callable[[str], str] | None = None) -> dict[str, Search]:
 
     def fused_with(extra: Callable[[Store, str, list[Passage]], list[Passage]]) -> Search:
         def search(store: Store, query: str, k: int) -> list[Passage]:
-            rankings = [store.search(query, DEFAULT.candidates),
-                        store.keyword_search(query, DEFAULT.candidates, fuzzy_names=True)]
+            rankings = default_rankings(store, query)
             top = collapse_duplicates(fuse(rankings))[:3]   # the first 3 passages found, for feedback
             return collapse_duplicates(fuse([*rankings, extra(store, query, top)]))[:k]
         return search
@@ -165,12 +170,9 @@ def by_sentence(vectors: Callable[[Store], SentenceVectors]) -> dict[str, Search
     def ranking(store: Store, query: str, k: int) -> list[Passage]:
         return store.passages(list(dict.fromkeys(pid for pid, _ in vectors(store).nearest(query)))[:k])
 
-    def default_two(store: Store, query: str) -> list[list[Passage]]:
-        return [store.search(query, DEFAULT.candidates),
-                store.keyword_search(query, DEFAULT.candidates, fuzzy_names=True)]
-
     def fused(store: Store, query: str, k: int) -> list[Passage]:
-        return collapse_duplicates(fuse([*default_two(store, query), ranking(store, query, DEFAULT.candidates)]))[:k]
+        rankings = [*default_rankings(store, query), ranking(store, query, DEFAULT.candidates)]
+        return collapse_duplicates(fuse(rankings))[:k]
 
     def best_of(store: Store, query: str, k: int) -> list[Passage]:
         best: dict[str, float] = {}
@@ -281,9 +283,14 @@ def main() -> None:
     if args.hyde is not None:
         available.update(rewritten(hyde_writer(args.hyde)))
     if args.sentence_vectors:
-        built: dict[Path, SentenceVectors] = {}
-        available.update(by_sentence(lambda store: built.get(store.index_dir) or built.setdefault(
-            store.index_dir, SentenceVectors(store, args.sentence_vectors))))
+        built: dict[Path, SentenceVectors] = {}  # one per index, built (or read from the cache) when first asked
+
+        def sentence_vectors(store: Store) -> SentenceVectors:
+            if store.index_dir not in built:
+                built[store.index_dir] = SentenceVectors(store, args.sentence_vectors)
+            return built[store.index_dir]
+
+        available.update(by_sentence(sentence_vectors))
     chosen = args.methods.split(",") if args.methods else list(available)
     unknown = set(chosen) - set(available)
     if unknown:
