@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from llama_cpp import LlamaGrammar
+
 from index import default_embedder, ingest
 from qa import Assistant, Settings
 from qa.assistant import shared_generator
@@ -69,7 +71,7 @@ def raw_call(generator, messages, grammar, max_tokens: int) -> tuple[float, floa
     started = time.perf_counter()
     first = None
     for _ in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True,
-                                   grammar=generator._grammar(grammar)):  # noqa: SLF001
+                                   grammar=LlamaGrammar.from_string(grammar, verbose=False)):
         first = first or time.perf_counter()
     done = time.perf_counter()
     return (first or done) - started, done - started

@@ -13,6 +13,7 @@ import re
 import threading
 import time
 
+import qa.llm
 from qa.models import PACKAGED_MODELS
 
 _WORD = re.compile(r"\w+")
@@ -58,15 +59,13 @@ class QuotingModel:
 
 
 class Overlap:
-    """How many generations run at once (`peak`), counted around the model's innermost call: the
-    completion of llama.cpp for the real model, `_complete` for the stand-in. Waiting for the model's
-    lock does not count as running."""
+    """How many generations run at once (`peak`), counted around the model's innermost call: `qa.llm.decode`
+    for the real model, `_complete` for the stand-in. Waiting for the model's lock does not count as running."""
 
     def __init__(self, generator) -> None:
         self.running = self.peak = self.total = 0
         self._lock = threading.Lock()
-        owner, attribute = (generator._llm, "create_completion") if hasattr(generator, "_llm") else \
-            (generator, "_complete")
+        owner, attribute = (qa.llm, "decode") if hasattr(generator, "_llm") else (generator, "_complete")
         inner = getattr(owner, attribute)
 
         def counted(*args, **kwargs):

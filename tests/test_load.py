@@ -77,7 +77,8 @@ class CountingGenerator(FakeGenerator):
 
 class CountingLlama:
     """Stands in for `llama_cpp.Llama` inside the real LlamaGenerator: whitespace tokens, a ChatML
-    template, and completions that quote the best sentence of passage [1], slowly, counted by `overlap`."""
+    template, and replies (`complete`, in place of `qa.llm.decode`) that quote the best sentence of
+    passage [1], slowly, counted by `overlap`."""
 
     overlap = Overlap()
     delay = 0.0005
@@ -96,7 +97,7 @@ class CountingLlama:
     def token_bos(self):
         return -1
 
-    def create_completion(self, prompt, *, max_tokens, temperature, stream, grammar):
+    def complete(self, prompt):
         # The generator sends token ids (here: the words), never text the template could be read into.
         text = b"".join(prompt).decode()
         user = text.rsplit("<|im_start|>user\n", 1)[-1].split("<|im_end|>", 1)[0]
@@ -106,13 +107,14 @@ class CountingLlama:
         with self.overlap:
             for i in range(0, len(text), 32):
                 time.sleep(self.delay)
-                yield {"choices": [{"text": text[i:i + 32]}]}
+                yield text[i:i + 32]
 
 
 @pytest.fixture
 def llama_generator(monkeypatch, tmp_path):
     """The real LlamaGenerator, around a CountingLlama."""
     llama_cpp = pytest.importorskip("llama_cpp")
+    import qa.llm
     import qa.models
     from qa.llm import LlamaGenerator
 
@@ -120,6 +122,7 @@ def llama_generator(monkeypatch, tmp_path):
     monkeypatch.setenv("QA_NATIVE_CHECK", "off")  # no real model file to try in a child process
     monkeypatch.setattr(qa.models, "resolve_model", lambda model, progress=True: tmp_path / "counting.gguf")
     monkeypatch.setattr(CountingLlama, "overlap", Overlap())
+    monkeypatch.setattr(qa.llm, "decode", lambda llm, prompt, max_tokens, grammar=None: llm.complete(prompt))
     return LlamaGenerator("counting")
 
 

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from index import default_embedder, ingest
+import qa.llm
 from qa import Assistant
 from test_load import Overlap
 from test_ui_api import running_app
@@ -25,14 +26,13 @@ def test_the_real_model_answers_browser_and_python_questions_one_at_a_time(tmp_p
     ingest([sample_corpus], tmp_path / "index", default_embedder(), progress=False)
     bot = Assistant.load(tmp_path / "index", progress=False)
     overlap = Overlap()
-    llm = bot.generator._llm
-    complete = llm.create_completion
+    decode = qa.llm.decode
 
     def counted(*args, **kwargs):
         with overlap:
-            yield from complete(*args, **kwargs)
+            yield from decode(*args, **kwargs)
 
-    llm.create_completion = counted
+    qa.llm.decode = counted
     app, url = running_app(bot, tmp_path / "uploads")
     try:
         client = gradio_client.Client(url, verbose=False)
@@ -43,7 +43,7 @@ def test_the_real_model_answers_browser_and_python_questions_one_at_a_time(tmp_p
             python = [f.result(timeout=600) for f in python]
     finally:
         app.close()
-        llm.create_completion = complete
+        qa.llm.decode = decode
     # Which question reaches the model first varies, and with it what llama.cpp's prompt cache holds, so a
     # greedy answer may change: each answer must be its own question's (no crossed streams), most of them right.
     texts = [b["text"] for b in browser] + [a.text for a in python]

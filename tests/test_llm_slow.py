@@ -1,0 +1,72 @@
+"""How the local model decodes under a grammar, with the real packaged 0.5B model (slow: about a minute)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLE_ARTICLES
+from qa import prompt
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def generator():
+    from qa.llm import LlamaGenerator
+
+    return LlamaGenerator("qwen2.5-coder-0.5b-instruct-q4_k_m", context_size=1024, progress=False)
+
+
+def _messages() -> tuple[list[dict[str, str]], str]:
+    """A question about numbered sentences of a sample article, and the reply's grammar for them."""
+    text = sorted(SAMPLE_ARTICLES.glob("*.txt"))[2].read_text(encoding="utf-8")
+    sentences = [text[lo:hi].replace("\n", " ") for lo, hi in prompt.split_sentences(text)][:10]
+    numbered = "\n".join(f"[{n}] {s}" for n, s in enumerate(sentences, 1))
+    ask = ("Which sentences say what the leaders discussed? Answer 'Evidence: ' and their numbers, then one "
+           "line per fact: '[n] the fact'.")
+    return [{"role": "user", "content": f"{numbered}\n\n{ask}"}], prompt.grammar(len(sentences), numbered)
+
+
+def test_the_grammar_asked_about_the_likeliest_tokens_gives_the_reply_and_is_faster(generator):
+    """The same reply as llama-cpp-python's sampler, which asks the grammar about every token of the
+    vocabulary before each pick, in less time. Both read the prompt from an empty cache."""
+    from llama_cpp import LlamaGrammar
+
+    messages, grammar = _messages()
+    llm = generator._llm
+    llm.reset()
+    started = time.perf_counter()
+    chunks = llm.create_completion(generator.tokens(messages), max_tokens=80, temperature=0.0, stream=True,
+                                   grammar=LlamaGrammar.from_string(grammar, verbose=False))
+    expected = "".join(c["choices"][0]["text"] for c in chunks)
+    whole_vocabulary = time.perf_counter() - started
+    llm.reset()
+    started = time.perf_counter()
+    reply = "".join(generator.generate(messages, max_tokens=80, grammar=grammar))
+    likeliest_first = time.perf_counter() - started
+
+    assert reply == expected
+    assert prompt.parse_reply(reply).evidence, reply
+    assert likeliest_first < 0.9 * whole_vocabulary, (likeliest_first, whole_vocabulary)
+
+
+def test_a_token_the_grammar_allows_is_found_beyond_the_likeliest(generator):
+    """When none of the likeliest tokens is allowed, the whole vocabulary is asked (`llm.pick`)."""
+    import llama_cpp
+
+    from qa.llm import CANDIDATES, pick
+
+    llm = generator._llm
+    checker = llama_cpp.llama_sampler_init_grammar(llm._model.vocab, b'root ::= "Budapest"', b"root")
+    try:
+        logits = np.linspace(5.0, 0.0, llm.n_vocab(), dtype=np.float32)   # the lower the id, the likelier
+        starts = [t for t in range(llm.n_vocab()) if (piece := llm.detokenize([t])) and b"Budapest".startswith(piece)]
+        logits[[t for t in starts if t < CANDIDATES]] = -10.0   # the allowed tokens among the likeliest made least likely
+        expected = min(t for t in starts if t >= CANDIDATES)
+        assert pick(logits, checker) == expected
+        assert pick(logits) == 0   # no grammar: the likeliest
+    finally:
+        llama_cpp.llama_sampler_free(checker)
