@@ -114,3 +114,20 @@ def test_recorded_replies_checked_again_score_as_the_live_run(tmp_path, replay):
     assert replay.rescore(records, ["supported"])[str(path)]["all"]["questions"] == 3
     with pytest.raises(SystemExit, match="no check named"):
         replay.rescore(records, ["no_such_check"])
+
+
+@pytest.mark.parametrize("name", ["new-questions-a.jsonl", "new-questions-b.jsonl"])
+def test_the_shipped_new_questions_are_about_the_sample_articles_and_say_where_their_answers_are(name):
+    """`qa eval data/eval/heldout` asks them against the sample articles: each answerable question's
+    evidence and expected answers are in an article it names, a near miss names none."""
+    path = ROOT / "data" / "eval" / "heldout" / name
+    assert evaluation.corpus_of(path).resolve() == (ROOT / "data" / "articles").resolve()
+    questions = load_questions(path)
+    assert len(questions) >= 30 and sum(not q.answerable for q in questions) >= 5
+    for q in questions:
+        texts = [(ROOT / "data" / "articles" / source).read_text(encoding="utf-8") for source in q.sources]
+        if not q.answerable:
+            assert not texts and not q.evidence_any, q.id
+            continue
+        assert texts and all(evaluation._has(" ".join(texts), [e]) for e in q.evidence_any), q.id
+        assert all(evaluation._has(" ".join(texts), group) for group in [q.expect_any, *q.expect_all] if group), q.id
