@@ -60,7 +60,7 @@ class Recording:
 def prime(generator) -> None:
     """Leave exactly the system prompt (and a two-word question) in the KV cache."""
     generator._llm.reset()  # noqa: SLF001 - the bench controls the cache on purpose
-    for _ in generator.generate(build_messages("warm up", []), max_tokens=1):
+    for _ in generator.generate(build_messages("warm up", [], []), max_tokens=1):
         pass
 
 

@@ -66,6 +66,7 @@ def test_a_token_the_grammar_allows_is_found_beyond_the_likeliest(generator):
         starts = [t for t in range(llm.n_vocab()) if (piece := llm.detokenize([t])) and b"Budapest".startswith(piece)]
         logits[[t for t in starts if t < CANDIDATES]] = -10.0   # the allowed tokens among the likeliest made least likely
         expected = min(t for t in starts if t >= CANDIDATES)
+        assert expected not in np.argsort(-logits)[:CANDIDATES]   # so only the whole vocabulary holds it
         assert pick(logits, checker) == expected
         assert pick(logits) == 0   # no grammar: the likeliest
     finally:
