@@ -197,6 +197,15 @@ class Assistant:
             sentences = [replace(s, score=None) for s in sentences]
         tokens = self.generator.count_tokens(messages)
         prompted = time.perf_counter()
+        if not grounding.could_answer(question, sentences, shown):
+            # The shown sentences cannot answer this question whatever the model picks (none near enough
+            # to it, or a name it asks about in none of them): the refusal comes now, not in 10-20 s.
+            log.debug("no answer from the shown sentences could pass the checks: the model is not asked")
+            yield Answer(question, REFUSAL, refused=True, passages=tuple(shown), notes=tuple(notes), timings=Timings(
+                retrieval=retrieved - started, prompt=prompted - retrieved, first_token=0.0,
+                first_text=prompted - started, evidence=prompted - started, total=prompted - started,
+                prompt_tokens=tokens))
+            return
         reader = prompt.ReplyStream()
         first = first_text = picked = None
         llm_start = time.perf_counter()

@@ -231,13 +231,27 @@ STEPS: tuple[Step, ...] = (supported, quote_unsupported, about_the_question, no_
                            merge_repeats, cite_every_article, near_the_question)
 
 
+def could_answer(question: str, sentences: Sequence[Sentence], passages: Sequence[Passage]) -> bool:
+    """Whether any answer drawn from the shown `sentences` could pass the checks that read only the question
+    and the evidence (`about_the_question`, `near_the_question`). Each asks something of the sentences an
+    answer cites that those sentences can only have if all the shown ones have it (a name, a word, a
+    score), so an answer citing all of them is the best any can do; when even that one fails, the answer
+    is a refusal whatever the model writes, and the assistant does not ask it."""
+    evidence = _evidence(question, sentences, passages)
+    everything = [Claim(question, tuple(evidence.sentences))]
+    return all(step(everything, evidence) for step in (about_the_question, near_the_question))
+
+
+def _evidence(question: str, sentences: Sequence[Sentence], passages: Sequence[Passage]) -> Evidence:
+    return Evidence(question, {s.id: s for s in sentences}, {s.id: passages[s.passage].doc_id for s in sentences},
+                    {s.id: injection.blank(passages[s.passage].title) for s in sentences})
+
+
 def ground(reply: Reply, question: str, sentences: Sequence[Sentence], passages: Sequence[Passage],
            steps: Sequence[Step] = STEPS) -> list[Claim]:
     """The checked claims of `reply` about the shown `sentences` of `passages`, after `steps`; empty: the
     articles don't say."""
-    evidence = Evidence(question, {s.id: s for s in sentences},
-                        {s.id: passages[s.passage].doc_id for s in sentences},
-                        {s.id: injection.blank(passages[s.passage].title) for s in sentences})
+    evidence = _evidence(question, sentences, passages)
     evidence = replace(evidence, picked=tuple(i for i in reply.evidence if i in evidence.sentences))
     if not evidence.picked and not reply.lines:
         return []

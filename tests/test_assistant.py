@@ -40,6 +40,22 @@ def test_an_answer_is_cited_to_the_exact_sentence_it_rests_on(store):
     assert article[c.quote_start:c.quote_end] == "Engineers repaired a damaged pumping station near the border."
 
 
+def test_when_no_sentence_found_is_near_the_question_the_refusal_comes_without_asking_the_model(tmp_path, articles_dir):
+    from fakes import HashEmbedder
+    from index import Store, ingest
+    from index.embedding import DEFAULT_MODEL_NAME
+
+    embedder = HashEmbedder(name=DEFAULT_MODEL_NAME)  # the embedder whose scores the checks were measured on
+    ingest([articles_dir], tmp_path / "index", embedder, progress=False)
+    store = Store.open(tmp_path / "index", embedder)
+    bot, generator = make(store, quoting("pumping station"))
+    far = bot.ask("Which bird nests under the old stone bridge?")
+    assert far.refused and far.text == REFUSAL and far.passages and generator.calls == []
+    assert far.timings.first_text == far.timings.total > 0
+    near = bot.ask("What did the engineers repair near the border?")
+    assert not near.refused and len(generator.calls) == 1
+
+
 def test_evidence_none_is_a_refusal_that_shows_what_was_searched(store):
     answer = make(store, "Evidence: none")[0].ask("Who bought the Druzhba pipeline?")
     assert answer.refused and answer.text == REFUSAL and answer.citations == () and answer.sentences == ()
@@ -163,7 +179,7 @@ def test_invisible_characters_never_reach_the_model(store):
 def test_a_follow_up_is_searched_with_the_previous_turn(store):
     bot, generator = make(store, quoting("pumping station"))
     first = bot.ask("What happened to the Druzhba pipeline deliveries?")
-    bot.ask("Why did they stop?", history=[("What happened to the Druzhba pipeline deliveries?", first.text)])
+    bot.ask("How long did the halt last?", history=[("What happened to the Druzhba pipeline deliveries?", first.text)])
     prompt = generator.calls[-1][0][-1]["content"]
     assert "Druzhba" in prompt and "Earlier question:" in prompt
 

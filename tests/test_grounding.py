@@ -221,6 +221,16 @@ def test_an_answer_whose_best_cited_sentence_is_far_from_the_question_is_a_refus
     assert grounding.near_the_question(claims, evidence("How much did oil exports fall?")) == claims  # not ranked
 
 
+def test_the_model_is_needed_only_when_some_answer_from_the_shown_sentences_could_pass_the_checks():
+    assert grounding.could_answer("How much did oil exports fall?", SENTENCES, PASSAGES)  # not ranked: the model decides
+    assert not grounding.could_answer("What did Angela Merkel say about oil?", SENTENCES, PASSAGES)  # named nowhere
+    ranked = [replace(s, score=0.9 if "Oil exports" in s.text else 0.3) for s in SENTENCES]
+    assert grounding.could_answer("How much did oil exports fall?", ranked, PASSAGES)
+    far = [replace(s, score=grounding.MIN_NEARNESS - 0.01) for s in SENTENCES]
+    assert not grounding.could_answer("How much did oil exports fall?", far, PASSAGES)  # none near the question
+    assert not grounding.could_answer("How much did oil exports fall?", [], PASSAGES)  # nothing shown
+
+
 def test_a_citation_that_carries_nothing_of_the_claim_is_dropped():
     [claim] = ground("Evidence: 1, 3\n[1, 3] The ministers met on Monday in Vienna.", "Where did the ministers meet?")
     assert claim.ids == (1,)
