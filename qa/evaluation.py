@@ -217,14 +217,15 @@ def corpus_of(questions: Path) -> Path:
 
 
 def prepare(questions: Path, cache: Path, build: Callable[[Path, Path], None]) -> Path:
-    """The index for `questions`, built with `build(articles, index_dir)` the first time and kept in `cache`."""
+    """The index for `questions`, kept in `cache` and named after its articles' bytes: `build(articles,
+    index_dir)` (an ingest) builds it the first time and brings it up to date every other time: a newer
+    loader may read the same files differently (a dateline it now strips), and an index kept from an
+    older one would be measured instead of the product. The ingest re-embeds only what changed."""
     corpus = corpus_of(questions)
     digest = hashlib.sha256()
     for f in [corpus] if corpus.is_file() else sorted(p for p in corpus.rglob("*") if p.is_file()):
         digest.update(f.name.encode() + f.read_bytes())
     index_dir = cache / f"{questions.parent.name}-{digest.hexdigest()[:12]}"
-    if (index_dir / "manifest.json").is_file():
-        return index_dir
     articles = corpus
     if corpus.is_file():
         articles = cache / f"{index_dir.name}-articles"

@@ -131,3 +131,33 @@ def test_the_shipped_new_questions_are_about_the_sample_articles_and_say_where_t
             continue
         assert texts and all(evaluation._has(" ".join(texts), [e]) for e in q.evidence_any), q.id
         assert all(evaluation._has(" ".join(texts), group) for group in [q.expect_any, *q.expect_all] if group), q.id
+
+
+def test_a_kept_eval_index_is_brought_up_to_date_when_the_articles_are_read_differently(tmp_path, monkeypatch):
+    from index import Store, ingest, loading
+
+    (tmp_path / "sets" / "s").mkdir(parents=True)
+    questions = tmp_path / "sets" / "s" / "q.jsonl"
+    questions.write_text(json.dumps({"id": "a", "question": "Who won?"}) + "\n")
+    (tmp_path / "sets" / "corpus").mkdir()
+    (tmp_path / "sets" / "corpus" / "vote.txt").write_text(
+        "Mayor wins\n\nEDITION 7\n\nThe mayor of the river town won a second term on Sunday, the commission said.")
+    embedder = HashEmbedder()
+
+    def build(articles, into):
+        ingest([articles], into, embedder, progress=False)
+
+    def text(index):
+        [doc] = Store.open(index, embedder).documents()
+        return Store.open(index, embedder).document(doc.doc_id).text
+
+    index = evaluation.prepare(questions, tmp_path / "cache", build)
+    assert "EDITION 7" in text(index)
+    embedded = embedder.embedded
+    assert evaluation.prepare(questions, tmp_path / "cache", build) == index
+    assert embedder.embedded == embedded, "nothing changed: nothing embedded again"
+
+    clean = loading.clean_article  # a newer loader that strips the edition line
+    monkeypatch.setattr(loading, "clean_article", lambda raw: clean(raw.replace("EDITION 7\n", "")))
+    assert evaluation.prepare(questions, tmp_path / "cache", build) == index
+    assert "EDITION 7" not in text(index) and embedder.embedded > embedded
