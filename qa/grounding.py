@@ -4,7 +4,8 @@ The reply names its evidence (numbered sentences of the retrieved passages) and 
 sentences, each with the ids it rests on (`prompt.py`). `ground` runs the checks below in order, each
 a function from claims to claims; an answer with no claim left is a refusal, and so is a reply that
 names no evidence. Every threshold was measured with `qa eval` on half of the development sets and
-checked on the other half (README, "How answers are checked").
+checked on the other half (README "How an answer is made (and checked)"; each
+check's worth: bench/RESULTS.md).
 
     draft → supported → quote_unsupported → about_the_question → no_addresses_outside_quotes
           → merge_repeats → cite_every_article → near_the_question
@@ -220,7 +221,7 @@ def near_the_question(claims: list[Claim], evidence: Evidence) -> list[Claim]:
     the archive does not hold the answer ("Which bird nests on the bridge?" answered from an article
     about fish in the river): of the sentences the answer cites, the one most about the question must
     score MIN_NEARNESS (`prompt.rank_sentences`: cosine with the question plus half the share of its
-    content words). Measured on the even half of news-2025, checked on the odd half (README)."""
+    content words). Measured on the even half of news-2025, checked on the odd half (bench/RESULTS.md)."""
     scores = [evidence.sentences[i].score for c in claims for i in c.ids]
     if scores and None not in scores and max(scores) < MIN_NEARNESS:
         return []

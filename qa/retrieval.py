@@ -94,7 +94,7 @@ class Recipe:
 
 
 BASELINE = Recipe()
-DEFAULT = Recipe(names=True)  # the others did not help on news-2025 (bench/retrieval.py; README)
+DEFAULT = Recipe(names=True)  # the others did not help on news-2025 (bench/retrieval.py; bench/RESULTS.md)
 
 
 def retrieve(store: Store, query: str, k: int = 4, *, filters: SearchFilter | None = None,

@@ -55,7 +55,7 @@ def test_retrieve_finds_the_article_by_meaning_or_words(store):
 
 
 def test_the_benchmark_s_sentence_vectors_find_a_passage_by_one_sentence_and_are_kept(tmp_path):
-    """bench/retrieval.py --sentence-vectors: sentence-level dense search, measured there (README)."""
+    """bench/retrieval.py --sentence-vectors: sentence-level dense search, measured there (bench/RESULTS.md)."""
     spec = importlib.util.spec_from_file_location("bench_retrieval", ROOT / "bench" / "retrieval.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
