@@ -163,7 +163,7 @@ def load_file(path: str | os.PathLike[str], max_bytes: int | None = None) -> Doc
 
         text, title, date = pdf_text(data, reject)
     else:
-        text, title, date = _decode(data, reject), None, None
+        text, title, date = read_header(_decode(data, reject))
     if not text.strip():
         raise reject("no article text found in the page" if suffix in HTML_SUFFIXES
                      else "contains only whitespace")
@@ -319,6 +319,55 @@ def extract_html(data: bytes) -> tuple[str, str | None, str | None]:
     if found is None:
         return text, None, None
     return text, (found.title or "").strip() or None, (found.date or "")[:10] or None
+
+
+# The metadata block that scrapers, newsletters and note apps write above an article: YAML front matter
+# between "---" lines (Hugo, Jekyll, Obsidian), or "Title: …", "Date: …" lines ended by a blank line.
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
+_FIELD = re.compile(r"\s*([A-Za-z][A-Za-z _-]{0,20}?)\s*:\s*(.*)")
+HEADER_FIELDS = frozenset("""
+title headline date published updated modified author authors by byline source url link section category
+categories tags keywords publisher site language lang description summary id slug image
+""".split())
+TITLE_FIELDS = ("title", "headline")
+DATE_FIELDS = ("date", "published", "updated", "modified")
+
+
+def read_header(text: str) -> tuple[str, str | None, str | None]:
+    """(the article with its metadata header replaced by its title line, title, date); the text as it
+    is, and no title or date, when it has no such header.
+
+    A header is YAML front matter, or a run of "Key: value" lines whose keys are all known ones
+    (`HEADER_FIELDS`) followed by a blank line, with at least two of them or a title: so an article
+    that opens "BREAKING: Floods in the valley" keeps that line as its headline.
+    """
+    fields: dict[str, object] = {}
+    body = text
+    if m := _FRONT_MATTER.match(text):
+        import yaml
+
+        try:
+            found = yaml.safe_load(m.group(1))
+        except (yaml.YAMLError, RecursionError):
+            found = None
+        if isinstance(found, dict):
+            fields, body = {str(k).strip().lower(): v for k, v in found.items()}, text[m.end():]
+    else:
+        lines = text.split("\n")
+        n = 0
+        while n < len(lines) and (m := _FIELD.fullmatch(lines[n])) and m[1].strip().lower() in HEADER_FIELDS:
+            fields.setdefault(m[1].strip().lower(), m[2].strip())
+            n += 1
+        ended = n == len(lines) or not lines[n].strip()
+        if ended and (len(fields) >= 2 or any(k in fields for k in TITLE_FIELDS)):
+            body = "\n".join(lines[n:])
+        else:
+            fields = {}
+    # Only plain values: YAML may nest lists and aliases where a title is expected.
+    plain = {k: v for k, v in fields.items() if isinstance(v, (str, int, float, dt.date)) and str(v).strip()}
+    title = next((" ".join(str(plain[k]).split()) for k in TITLE_FIELDS if k in plain), None)
+    date = next((iso_date(plain[k]) for k in DATE_FIELDS if k in plain), None)
+    return (f"{title}\n\n{body.lstrip()}" if title else body), title, date
 
 
 def header_date(text: str) -> str | None:

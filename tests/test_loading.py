@@ -90,6 +90,35 @@ def test_html_date_from_metadata(tmp_path):
     assert load_file(write_article(tmp_path, "a.htm", page)).date == "2023-10-18"
 
 
+BODY = "The old bridge over the river closed on Monday for six months of repairs, the city said.\n"
+
+
+@pytest.mark.parametrize("name, header", [
+    ("front-matter.md", '---\ntitle: "Bridge closes for repairs"\ndate: 2024-09-10\nauthor: Sam Lee\ntags: [transport]\n---\n\n'),
+    ("fields.txt", "Title: Bridge closes for repairs\nPublished: September 10, 2024\nAuthor: Sam Lee\nURL: https://example.org/b\n\n"),
+    ("headline-only.txt", "Headline: Bridge closes for repairs\n\n"),
+])
+def test_a_metadata_header_gives_the_title_and_date_and_is_not_article_text(tmp_path, name, header):
+    """What scrapers, newsletters and note apps write above an article (YAML front matter, "Title:" and
+    "Date:" lines) is its title and date, not its first sentences."""
+    doc = load_file(write_article(tmp_path, name, header + BODY))
+    assert doc.title == "Bridge closes for repairs"
+    assert doc.date == (None if name == "headline-only.txt" else "2024-09-10")
+    assert doc.text == "Bridge closes for repairs\n\n" + BODY
+
+
+@pytest.mark.parametrize("text", [
+    "BREAKING: Floods in the valley\n\nHeavy rain flooded the valley on Sunday.\n",   # a headline with a colon
+    "Source: Reuters\n\nHeavy rain flooded the valley on Sunday.\n",                 # one field that is no title
+    "Title: Floods\nHeavy rain flooded the valley on Sunday, officials said.\n",        # no blank line after it
+    "---\ntitle: [unclosed\n---\nHeavy rain flooded the valley on Sunday.\n",          # front matter that is not YAML
+])
+def test_text_that_only_looks_like_a_header_is_kept(tmp_path, text):
+    doc = load_file(write_article(tmp_path, "a.txt", text))
+    first = next(line for line in text.split("\n") if line.strip("-"))
+    assert first in doc.text and "Heavy rain flooded the valley on Sunday" in doc.text and doc.date is None
+
+
 def test_text_is_normalized(tmp_path):
     path = write_article(tmp_path, "a.txt", "\ufeffHeadline\r\n\r\nLine one.\rLine\x07 two.\n".encode())
     assert load_file(path).text == "Headline\n\nLine one.\nLine two.\n"
