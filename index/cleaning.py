@@ -58,10 +58,11 @@ _LINE_RULES = tuple(re.compile(p, re.I) for p in (
 ))
 # "By Ann Lee", "Reporting by Ann Lee and Bo Chan, Reuters": capitalized names, no sentence end.
 _BYLINE = re.compile(r"^(?i:(?:written |reporting |additional reporting |editing |compiled )?by)\s+"
-                     r"[A-Z][\w.'\-]+(?:\s+(?:[A-Z][\w.'\-]+|and|&|,))*(?:[,;|]\s*[^.!?]{0,40})?(?<![.!?])$")
+                     r"[A-Z][\w.'\-]+(?:\s+(?:[A-Z][\w.'\-]+|and|&|,))*(?:\s*[,;|]\s*[^.!?]{0,40})?(?<![.!?])$")
 # Sign-offs: a dash and a name, "– Ann Lee", "−Sudiksha Kochi"; or only an agency's name.
 _SIGN_OFF = re.compile(rf"^[{_DASHES}]+\s*[A-Z][\w.'\-]+(?:\s+[A-Z][\w.'\-]+){{0,3}}$"
                        r"|^(?:[-–—]+\s*)?(?:Reuters|Associated Press|AP|AFP|USA TODAY(?: NETWORK)?)$")
+_EMPHASIS = re.compile(r"(?<![\w*])[*_]{1,3}|[*_]{1,3}(?![\w*])")
 _SEPARATOR = re.compile(r"^[\s_=*#~•·" + _DASHES + r"]{3,}$")
 
 
@@ -131,6 +132,7 @@ def is_boilerplate(line: str) -> bool:
     words = len(line.split())
     if _SEPARATOR.match(line):
         return True
-    if words <= _BYLINE_WORDS and (_SIGN_OFF.match(line) or _BYLINE.match(line)):
+    plain = _EMPHASIS.sub("", line)  # Markdown's "*By Ann Lee* | 3 March 2025"
+    if words <= _BYLINE_WORDS and (_SIGN_OFF.match(plain) or _BYLINE.match(plain)):
         return True
     return words <= _SHORT_LINE and any(rule.search(line) for rule in _LINE_RULES)
