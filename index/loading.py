@@ -2,9 +2,9 @@
 
 A file is either loaded whole or rejected with a reason a user can act on (`RejectedFile`); nothing
 here guesses silently past a bad file. Plain text and Markdown are decoded (UTF-8 first, then
-whatever charset-normalizer finds) with newlines normalized; HTML goes through trafilatura, PDF
-through index/pdf.py. Markdown is kept as written: no rendering, only a `#` in front of the headline
-is dropped. Every source (files here, feeds, archives, web pages) makes its `Document` with
+whatever charset-normalizer finds) with newlines normalized, and a metadata header above them is read
+(`read_header`); HTML goes through trafilatura, PDF through index/pdf.py, Word documents through
+index/word.py. Markdown is kept as written: no rendering, only a `#` in front of the headline is dropped. Every source (files here, feeds, archives, web pages) makes its `Document` with
 `to_document`, which drops page furniture (index/cleaning.py) and settles the title and date.
 
 Files come from users and from folders anyone may have put things in, so: a file over the size
@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
 PDF_SUFFIXES = (".pdf",)
+WORD_SUFFIXES = (".docx",)
 FEED_SUFFIXES = (".rss", ".atom", ".xml")            # index/feeds.py reads them
 ARCHIVE_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv")   # index/archives.py streams them
-ARTICLE_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + PDF_SUFFIXES   # one file, one article: `load_file`
+ARTICLE_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + PDF_SUFFIXES + WORD_SUFFIXES   # one file, one article: `load_file`
 SUPPORTED_SUFFIXES = ARTICLE_SUFFIXES + FEED_SUFFIXES + ARCHIVE_SUFFIXES
 DEFAULT_MAX_BYTES = 20_000_000   # QA_MAX_FILE_MB overrides it
 TITLE_CHARS = 90
@@ -162,6 +163,10 @@ def load_file(path: str | os.PathLike[str], max_bytes: int | None = None) -> Doc
         from .pdf import pdf_text
 
         text, title, date = pdf_text(data, reject)
+    elif suffix in WORD_SUFFIXES:
+        from .word import docx_text
+
+        text, title, date = docx_text(data, reject)
     else:
         text, title, date = read_header(_decode(data, reject))
     if not text.strip():

@@ -139,7 +139,7 @@ def test_latin1_file_is_indexed_with_its_accents(tmp_path, index_dir, embedder):
 
 
 def test_unsupported_extensions_in_a_folder_are_ignored(articles_dir, index_dir, embedder):
-    write_article(articles_dir, "scan.docx", b"PK\x03\x04")
+    write_article(articles_dir, "scan.xlsx", b"PK\x03\x04")
     write_article(articles_dir, ".notes.txt", "hidden")
     report = run(articles_dir, index_dir, embedder)
     assert (report.added, report.rejected) == (4, ())
@@ -149,11 +149,11 @@ def test_unsupported_extensions_in_a_folder_are_ignored(articles_dir, index_dir,
     ([], "no files or folders"),
     (["missing"], "no such file or folder"),
     (["empty-folder"], "no .txt"),
-    (["only-docx"], "no .txt"),
+    (["only-xlsx"], "no .txt"),
 ])
 def test_nothing_to_ingest_is_an_input_error(tmp_path, index_dir, embedder, paths, message):
     (tmp_path / "empty-folder").mkdir()
-    write_article(tmp_path / "only-docx", "a.docx", b"PK")
+    write_article(tmp_path / "only-xlsx", "a.xlsx", b"PK")
     with pytest.raises(InputError, match=message):
         ingest([tmp_path / p for p in paths], index_dir, embedder, progress=False)
     assert not index_dir.exists()
@@ -165,7 +165,7 @@ def test_a_missing_path_among_good_ones_is_an_error(articles_dir, tmp_path, inde
 
 
 def test_explicit_unsupported_file_is_rejected_not_ignored(articles_dir, index_dir, embedder):
-    pdf = write_article(articles_dir, "scan.docx", b"PK\x03\x04")
+    pdf = write_article(articles_dir, "scan.xlsx", b"PK\x03\x04")
     report = ingest([articles_dir / "pipeline.txt", pdf], index_dir, embedder, progress=False)
     assert report.added == 1 and "unsupported" in report.rejected[0].reason
 

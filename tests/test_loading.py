@@ -141,7 +141,7 @@ BAD_FILES = {
     "binary renamed .txt": ("image.txt", bytes.fromhex("89504e470d0a1a0a0000000d49484452") + bytes(range(256)), "binary"),
     "NUL bytes": ("nul.md", b"Some text\x00with a NUL byte", "NUL"),
     "control characters": ("ctrl.txt", bytes(range(1, 9)) * 50 + b"ab", "non-printable"),
-    "unsupported extension": ("report.docx", b"PK\x03\x04 ...", "unsupported"),
+    "unsupported extension": ("report.xlsx", b"PK\x03\x04 ...", "unsupported"),
     "empty HTML page": ("blank.html", b"<html><body><script>x=1</script></body></html>", "no article text"),
 }
 
@@ -176,7 +176,7 @@ def test_folder_and_unreadable_file_are_rejected(tmp_path, monkeypatch):
 
 
 def test_iter_files_walks_folders_sorted_and_skips_hidden_and_unsupported(tmp_path):
-    for name in ["b.txt", "a.md", "sub/c.html", "sub/d.htm", "e.markdown", "notes.docx", ".hidden.txt",
+    for name in ["b.txt", "a.md", "sub/c.html", "sub/d.htm", "e.markdown", "notes.xlsx", ".hidden.txt",
                  ".git/config.txt", "sub/image.png"]:
         write_article(tmp_path, name, "x")
     found = [p.relative_to(tmp_path).as_posix() for p in iter_files([tmp_path])]
@@ -184,7 +184,7 @@ def test_iter_files_walks_folders_sorted_and_skips_hidden_and_unsupported(tmp_pa
 
 
 def test_iter_files_yields_a_named_file_once_even_if_unsupported(tmp_path):
-    pdf = write_article(tmp_path, "notes.docx", "x")
+    pdf = write_article(tmp_path, "notes.xlsx", "x")
     txt = write_article(tmp_path, "a.txt", "x")
     assert list(iter_files([pdf, txt, tmp_path])) == [pdf, txt]
 

@@ -1,4 +1,4 @@
-"""Feeds, archives and PDFs into the index: every article with its source, title and date."""
+"""Feeds, archives, PDFs and Word documents into the index: every article with its source, title and date."""
 
 from __future__ import annotations
 
@@ -189,3 +189,65 @@ def test_bad_pdfs_are_rejected_with_a_reason(tmp_path, embedder, data, reason):
     path.write_bytes(data)
     report = ingest([path], tmp_path / "index", embedder, progress=False)
     assert reason in report.rejected[0].reason
+
+
+def make_docx(paragraphs: list[tuple[str, str]], title: str = "") -> bytes:
+    """A Word document of (style, text) paragraphs, with a table that is not the story."""
+    import io
+
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = title
+    for style, text in paragraphs:
+        document.add_paragraph(text, style=style)
+    document.add_table(rows=1, cols=2).rows[0].cells[0].text = "Figures in the table"
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("title", ["", "Storm hits the coast"])
+def test_a_word_document_is_an_article_with_its_heading_as_title(tmp_path, embedder, title):
+    path = tmp_path / "story.docx"
+    path.write_bytes(make_docx([("Heading 1", "Storm hits the coast"), ("Normal", "By Ann Lee"),
+                                ("Normal", "Heavy rain flooded the harbour on Monday, 3 March 2025."),
+                                ("List Bullet", "The ferry to the islands was suspended.")], title))
+    report = ingest([tmp_path], tmp_path / "index", embedder, progress=False)
+    assert report.added == 1, report.rejected
+    (doc,) = documents(tmp_path / "index", embedder).values()
+    text = Store.open(tmp_path / "index", embedder).document(doc.doc_id).text
+    assert text == ("Storm hits the coast\n\nHeavy rain flooded the harbour on Monday, 3 March 2025.\n\n"
+                    "The ferry to the islands was suspended.")
+    assert (doc.title, doc.date) == ("Storm hits the coast", "2025-03-03")
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"PK\x03\x04 not really a zip", "not a Word document"),
+    (b"\xd0\xcf\x11\xe0 an old binary .doc", "save it as .docx"),
+    ("zip without a document", "not a readable Word document"),
+])
+def test_bad_word_documents_are_rejected_with_a_reason(tmp_path, embedder, data, reason):
+    if isinstance(data, str):
+        import io
+        import zipfile
+
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as z:
+            z.writestr("notes.txt", "hello")
+        data = buffer.getvalue()
+    path = tmp_path / "bad.docx"
+    path.write_bytes(data)
+    report = ingest([path], tmp_path / "index", embedder, progress=False)
+    assert reason in report.rejected[0].reason
+
+
+def test_a_word_document_that_unpacks_to_too_much_is_rejected_unread(tmp_path, embedder, monkeypatch):
+    """A .docx is a zip: one that would unpack past the limit (a zip bomb) is refused from its listing."""
+    import index.word
+
+    monkeypatch.setattr(index.word, "MAX_UNPACKED", 10_000)   # a real document unpacks to about 40 kB
+    path = tmp_path / "big.docx"
+    path.write_bytes(make_docx([("Normal", "Heavy rain flooded the harbour on Monday.")]))
+    report = ingest([path], tmp_path / "index", embedder, progress=False)
+    assert "unpacks to over" in report.rejected[0].reason

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from index import IngestReport
 
 # What the file picker offers (articles, PDFs, feeds, archives); index/loading.py has the final say.
-FILE_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".rss", ".atom", ".xml", ".jsonl", ".gz", ".csv"]
+FILE_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".rss", ".atom", ".xml", ".jsonl", ".gz", ".csv"]
 
 
 def default_folder(bot: Assistant) -> Path:
