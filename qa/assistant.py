@@ -182,7 +182,8 @@ class Assistant:
         if filters and not store.count(filters):
             raise InputError(f"no article in the index is {filters.describe()}; `qa index-info` lists the "
                              "articles with their dates and files")
-        found = retrieve(store, standalone_query(question, history), k, filters=filters)
+        query = standalone_query(question, history)
+        found = retrieve(store, query, k, filters=filters)
         retrieved = time.perf_counter()
         if not found:
             yield Answer(question, "The index holds no articles yet: add some with `qa ingest PATH`.",
@@ -190,14 +191,15 @@ class Assistant:
             return
         yield Searched(tuple(dict.fromkeys(p.title for p in found)))
 
-        messages, shown, sentences, notes = self._fit(question, found, history, store.embedder.embed)
+        messages, shown, sentences, notes = self._fit(question, found, history, store.embedder.embed, query)
         if not store.embedder.name.startswith(DEFAULT_MODEL_NAME):
             # `grounding.near_the_question` was measured on this embedder's cosines; another's are on
             # another scale, so the sentences' scores are not used.
             sentences = [replace(s, score=None) for s in sentences]
         tokens = self.generator.count_tokens(messages)
         prompted = time.perf_counter()
-        if not grounding.could_answer(question, sentences, shown):
+        checked = grounding.checked_question(question, history[-1][0] if history else None)
+        if not grounding.could_answer(checked, sentences, shown):
             # The shown sentences cannot answer this question whatever the model picks (none near enough
             # to it, or a name it asks about in none of them): the refusal comes now, not in 10-20 s.
             log.debug("no answer from the shown sentences could pass the checks: the model is not asked")
@@ -223,7 +225,7 @@ class Assistant:
                 yield text
         done = time.perf_counter()
         log.debug("model reply: %s", reader.raw)
-        answer = self.check(question, prompt.parse_reply(reader.raw), shown, sentences)
+        answer = replace(self.check(checked, prompt.parse_reply(reader.raw), shown, sentences), question=question)
         finished = time.perf_counter()
         yield replace(answer, notes=tuple(notes) + answer.notes, timings=Timings(
             retrieval=retrieved - started, prompt=prompted - retrieved, first_token=(first or done) - started,
@@ -261,9 +263,10 @@ class Assistant:
             yield rest
             grammar = prompt.grammar_for(sentences, after=len(prompt.parse_reply(raw).lines))
 
-    def _fit(self, question: str, passages: list[Passage], history: History, embed):
-        """Messages that fit the context window, showing the sentences of `passages` most about the question:
-        the lowest-ranked passages go first, then the history."""
+    def _fit(self, question: str, passages: list[Passage], history: History, embed, context: str | None = None):
+        """Messages that fit the context window, showing the sentences of `passages` most about the question
+        (or about `context`, the question as the conversation means it): the lowest-ranked passages go
+        first, then the history."""
         budget = self.generator.context_size - self.settings.max_tokens
         shown = list(passages)
         vectors: dict[str, object] = {}  # each sentence embedded once, however often the prompt shrinks
@@ -276,7 +279,8 @@ class Assistant:
 
         for earlier in (history, ()):
             while True:
-                sentences = prompt.choose_sentences(question, prompt.number_sentences(shown), embed_once)
+                sentences = prompt.choose_sentences(question, prompt.number_sentences(shown), embed_once,
+                                                    context=context)
                 messages = prompt.build_messages(question, shown, sentences, earlier)
                 fits = self.generator.count_tokens(messages) <= budget
                 if fits or len(shown) == 1:

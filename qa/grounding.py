@@ -232,6 +232,18 @@ STEPS: tuple[Step, ...] = (supported, quote_unsupported, about_the_question, no_
                            merge_repeats, cite_every_article, near_the_question)
 
 
+def checked_question(question: str, previous: str | None = None) -> str:
+    """The question the checks hold an answer to: `question` itself, unless it names nothing, asks about
+    no word and states no number of its own ("What did she say about it?", "And why?"); such a follow-up
+    is about what the `previous` question asked, and is checked as that question and this one together.
+    Without it, `about_the_question` finds nothing the question asks about in any sentence and refuses
+    every answer."""
+    own = matching.names(question) or matching.content_words(question) or matching.numbers(question)
+    if previous and not own:
+        return f"{previous} {question}"
+    return question
+
+
 def could_answer(question: str, sentences: Sequence[Sentence], passages: Sequence[Passage]) -> bool:
     """Whether any answer drawn from the shown `sentences` could pass the checks that read only the question
     and the evidence (`about_the_question`, `near_the_question`). Each asks something of the sentences an

@@ -93,9 +93,10 @@ def number_sentences(passages: Sequence[Passage]) -> list[Sentence]:
 
 
 def choose_sentences(question: str, sentences: Sequence[Sentence], embed: Callable[[list[str]], np.ndarray],
-                     keep: int = MAX_SENTENCES, budget: int = MAX_CHARS) -> list[Sentence]:
-    """The sentences most about the question (`rank_sentences`), at most `keep` of them and `budget`
-    characters in all, renumbered, in the order they were in.
+                     keep: int = MAX_SENTENCES, budget: int = MAX_CHARS,
+                     context: str | None = None) -> list[Sentence]:
+    """The sentences most about the question (`rank_sentences`, with the conversation's `context`), at
+    most `keep` of them and `budget` characters in all, renumbered, in the order they were in.
 
     A small model picks its evidence better from a dozen sentences than from every sentence of the
     passages: the passages are ranked as wholes, and most of their sentences say something else. The
@@ -104,7 +105,7 @@ def choose_sentences(question: str, sentences: Sequence[Sentence], embed: Callab
     """
     chosen: dict[int, Sentence] = {}
     used = 0
-    for s in rank_sentences(question, sentences, embed):
+    for s in rank_sentences(question, sentences, embed, context):
         if len(chosen) == keep:
             break
         if not chosen or used + len(s.text) <= budget:
@@ -114,16 +115,23 @@ def choose_sentences(question: str, sentences: Sequence[Sentence], embed: Callab
 
 
 def rank_sentences(question: str, sentences: Sequence[Sentence],
-                   embed: Callable[[list[str]], np.ndarray]) -> list[Sentence]:
+                   embed: Callable[[list[str]], np.ndarray], context: str | None = None) -> list[Sentence]:
     """`sentences` from the most to the least about the question, each with its `score`: its cosine with
     the question (the index's embedder: paraphrases count) plus half the share of the question's content
-    words it holds (names and rare words count)."""
+    words it holds (names and rare words count).
+
+    `context` is the question as the conversation means it (`retrieval.standalone_query`: the previous
+    turn with a follow-up that leans on it). A sentence then scores the better of the two: "What did
+    she say about it?" shares nothing with any sentence, the question it follows does.
+    """
     if not sentences:
         return []
-    vectors = np.asarray(embed([question, *(s.text for s in sentences)]), dtype=np.float32)
-    similarity = vectors[1:] @ vectors[0]
-    scored = [replace(s, score=float(sim) + 0.5 * matching.relevance(question, s.text))
-              for sim, s in zip(similarity, sentences)]
+    queries = [question] + ([context] if context and context != question else [])
+    vectors = np.asarray(embed([*queries, *(s.text for s in sentences)]), dtype=np.float32)
+    texts = vectors[len(queries):]
+    scored = [replace(s, score=max(float(texts[i] @ vectors[j]) + 0.5 * matching.relevance(query, s.text)
+                                   for j, query in enumerate(queries)))
+              for i, s in enumerate(sentences)]
     return sorted(scored, key=lambda s: -s.score)
 
 

@@ -184,6 +184,19 @@ def test_a_follow_up_is_searched_with_the_previous_turn(store):
     assert "Druzhba" in prompt and "Earlier question:" in prompt
 
 
+def test_a_follow_up_with_nothing_of_its_own_is_checked_as_the_question_it_follows(store):
+    """"What did they do about it?" names nothing and asks about no word: alone, no sentence can be about
+    it and every answer is refused; after the question it follows, it is checked as that question."""
+    question = "What happened to the Druzhba pipeline deliveries?"
+    bot, generator = make(store, quoting("pumping station"))
+    first = bot.ask(question)
+    alone = bot.ask("What did they do about it?")
+    followed = bot.ask("What did they do about it?", history=[(question, first.text)])
+    assert alone.refused
+    assert not followed.refused and "pumping station" in followed.text
+    assert followed.question == "What did they do about it?"
+
+
 def test_the_grammar_only_allows_sentences_that_were_shown(store):
     bot, generator = make(store, quoting("pipeline"), passages=3)
     bot.ask("Which pipeline carries oil?")

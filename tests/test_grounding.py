@@ -234,3 +234,29 @@ def test_the_model_is_needed_only_when_some_answer_from_the_shown_sentences_coul
 def test_a_citation_that_carries_nothing_of_the_claim_is_dropped():
     [claim] = ground("Evidence: 1, 3\n[1, 3] The ministers met on Monday in Vienna.", "Where did the ministers meet?")
     assert claim.ids == (1,)
+
+
+@pytest.mark.parametrize("question, previous, checked", [
+    ("What did she say about it?", "Which Estonian leader criticised the meeting?",
+     "Which Estonian leader criticised the meeting? What did she say about it?"),
+    ("And why?", "Who closed the pipeline?", "Who closed the pipeline? And why?"),
+    ("Why did Kallas criticise it?", "Which Estonian leader criticised the meeting?", "Why did Kallas criticise it?"),
+    ("How long did the halt last?", "What happened to the pipeline?", "How long did the halt last?"),
+    ("What did she say about it?", None, "What did she say about it?"),
+])
+def test_a_follow_up_with_nothing_of_its_own_is_checked_with_the_question_before_it(question, previous, checked):
+    assert grounding.checked_question(question, previous) == checked
+
+
+def test_a_follow_up_s_sentences_are_scored_by_the_question_it_follows_too():
+    """`rank_sentences(context=...)`: each sentence scores the better of the question and its context."""
+    from fakes import HashEmbedder
+
+    shown = [Sentence(1, 0, 0, 40, "The weather in Tallinn was fine on Tuesday."),
+             Sentence(2, 0, 40, 90, "Kallas called the handshake with Putin very unpleasant.")]
+    follow_up = "What did she say about it?"
+    context = "Which Estonian leader, Kallas, criticised the handshake with Putin? " + follow_up
+    alone = {s.id: s.score for s in prompt.rank_sentences(follow_up, shown, HashEmbedder().embed)}
+    ranked = prompt.rank_sentences(follow_up, shown, HashEmbedder().embed, context=context)
+    assert ranked[0].id == 2 and ranked[0].score > alone[2] + 0.3
+    assert all(s.score >= alone[s.id] for s in ranked)
