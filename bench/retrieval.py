@@ -229,6 +229,8 @@ def question_sets(news: Path | None, sample: Path | None) -> list[tuple[str, Pat
     if sample:
         for name in ("dev", "dev-synthesis"):
             sets.append((name, sample, load_questions(EVAL / f"{name}.jsonl")))
+        for path in sorted((ROOT / "data" / "eval" / "heldout").glob("*.jsonl")):   # the new questions, A and B
+            sets.append((path.stem.replace("new-questions-", "new-"), sample, load_questions(path)))
     return sets
 
 

@@ -2,10 +2,11 @@
 
 A file is either loaded whole or rejected with a reason a user can act on (`RejectedFile`); nothing
 here guesses silently past a bad file. Plain text and Markdown are decoded (UTF-8 first, then
-whatever charset-normalizer finds) with newlines normalized, and a metadata header above them is read
-(`read_header`); HTML goes through trafilatura, PDF through index/pdf.py, Word documents through
-index/word.py. Markdown is kept as written: no rendering, only a `#` in front of the headline is dropped. Every source (files here, feeds, archives, web pages) makes its `Document` with
-`to_document`, which drops page furniture (index/cleaning.py) and settles the title and date.
+whatever charset-normalizer finds) with newlines normalized, and a metadata header above them is
+read (`read_header`); HTML goes through trafilatura, PDF through index/pdf.py, Word documents
+through index/word.py. Markdown is kept as written: no rendering, only a `#` in front of the
+headline is dropped. Every source (files here, feeds, archives, web pages) makes its `Document`
+with `to_document`, which drops page furniture (index/cleaning.py) and settles the title and date.
 
 Files come from users and from folders anyone may have put things in, so: a file over the size
 limit (`QA_MAX_FILE_MB`, 20 MB by default: a news article is a few kB) is rejected from its size

@@ -243,7 +243,8 @@ def parser() -> argparse.ArgumentParser:
 
     def model_options(c):
         c.add_argument("--model", help="GGUF file or packaged model name (QA_MODEL)")
-        c.add_argument("--passages", type=int, help="passages shown to the model (QA_PASSAGES, default 4)")
+        c.add_argument("--passages", type=int, help="passages retrieved, whose sentences most about the question "
+                                                    "the model reads (QA_PASSAGES, default 8)")
         c.add_argument("--context", type=int, help="context window in tokens (QA_CONTEXT, default 2048)")
         c.add_argument("--threads", type=int, help="CPU threads (QA_THREADS, default: all cores)")
         c.add_argument("--llm-url", metavar="URL", help="an OpenAI-compatible chat server (llama.cpp, vLLM, "

@@ -94,8 +94,10 @@ BODY = "The old bridge over the river closed on Monday for six months of repairs
 
 
 @pytest.mark.parametrize("name, header", [
-    ("front-matter.md", '---\ntitle: "Bridge closes for repairs"\ndate: 2024-09-10\nauthor: Sam Lee\ntags: [transport]\n---\n\n'),
-    ("fields.txt", "Title: Bridge closes for repairs\nPublished: September 10, 2024\nAuthor: Sam Lee\nURL: https://example.org/b\n\n"),
+    ("front-matter.md", '---\ntitle: "Bridge closes for repairs"\ndate: 2024-09-10\nauthor: Sam Lee\n'
+                        "tags: [transport]\n---\n\n"),
+    ("fields.txt", "Title: Bridge closes for repairs\nPublished: September 10, 2024\nAuthor: Sam Lee\n"
+                   "URL: https://example.org/b\n\n"),
     ("headline-only.txt", "Headline: Bridge closes for repairs\n\n"),
 ])
 def test_a_metadata_header_gives_the_title_and_date_and_is_not_article_text(tmp_path, name, header):

@@ -70,3 +70,18 @@ def test_the_benchmark_s_sentence_vectors_find_a_passage_by_one_sentence_and_are
     before = embedder.embedded
     again = bench.SentenceVectors(store, tmp_path / "cache")  # the vectors come from the cache, not the embedder
     assert again.sentences == vectors.sentences and embedder.embedded == before
+
+
+def test_a_name_no_kept_passage_holds_brings_in_the_best_passage_that_does():
+    """Passages that all name Orban and Putin outrank, in both searches, the one that names the Estonian
+    the question asks about; it takes the place of the lowest-ranked passage whose names others hold."""
+    from qa.retrieval import _cover_names
+
+    ranked = [p(f"m{i}", f"Orban met Putin in Beijing, report number {i}.") for i in range(6)]
+    ranked += [p("kallas", "Estonian Prime Minister Kaja Kallas called the exchange very unpleasant."),
+               p("late", "The Estonian government summoned the ambassador.")]
+    question = "Which Estonian leader spoke out against Orban's meeting with Putin?"
+    assert [x.id for x in _cover_names(ranked, question, 4)] == ["m0", "m1", "m2", "kallas"]
+    assert [x.id for x in _cover_names(ranked, "What did Orban and Putin discuss?", 4)] == ["m0", "m1", "m2", "m3"]
+    only = [p("a", "Orban spoke."), p("b", "Putin spoke."), p("c", "Estonian leaders spoke.")]
+    assert [x.id for x in _cover_names(only, question, 2)] == ["a", "b"]   # each kept passage is a name's only one
