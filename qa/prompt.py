@@ -53,6 +53,7 @@ SYSTEM = (
 
 MAX_SENTENCES = 12     # sentences shown to the model (`choose_sentences`)
 MAX_CHARS = 1500       # and their characters in all (bench/shown.py)
+COVER_SENTENCES = 2    # sentences at most added past those for a name no chosen one holds (`choose_sentences`)
 MAX_EVIDENCE = 8       # ids in the evidence line
 MAX_LINES = 3          # sentences in the answer
 LINE_CHARS = 220       # characters in one answer sentence
@@ -102,15 +103,39 @@ def choose_sentences(question: str, sentences: Sequence[Sentence], embed: Callab
     passages: the passages are ranked as wholes, and most of their sentences say something else. The
     budget holds the prompt, and so the wait before the first word, to about the same length however
     many passages were retrieved.
+
+    A name the question asks about (of the context, for a follow-up that names none) that no chosen
+    sentence holds brings in the best-ranked sentence that does, past the budget, in place of the
+    lowest-ranked one whose names others hold too (at most `COVER_SENTENCES`): an answer must cite a
+    sentence or headline naming each (`grounding.about_the_question`), and "Estonian" may be in one
+    short sentence that ranks under long ones about Orban and Putin.
     """
+    ranked = rank_sentences(question, sentences, embed, context)
     chosen: dict[int, Sentence] = {}
     used = 0
-    for s in rank_sentences(question, sentences, embed, context):
+    for s in ranked:
         if len(chosen) == keep:
             break
         if not chosen or used + len(s.text) <= budget:
             chosen[s.id] = s
             used += len(s.text)
+    names = matching.names(question) or (matching.names(context) if context else [])
+    holds = {s.id: {n for n in names if matching.has_name(n, s.text)} for s in ranked} if names else {}
+    added = 0
+    for name in names:
+        if added == COVER_SENTENCES or any(name in holds[i] for i in chosen):
+            continue
+        found = next((s for s in ranked if s.id not in chosen and name in holds[s.id]), None)
+        if found is None:
+            continue
+        if len(chosen) == keep:
+            spare = next((i for i in reversed(list(chosen)) if all(
+                any(n in holds[j] for j in chosen if j != i) for n in holds[i])), None)
+            if spare is None:
+                continue
+            del chosen[spare]
+        chosen[found.id] = found
+        added += 1
     return [replace(chosen[s.id], id=n) for n, s in enumerate((s for s in sentences if s.id in chosen), 1)]
 
 

@@ -260,3 +260,20 @@ def test_a_follow_up_s_sentences_are_scored_by_the_question_it_follows_too():
     ranked = prompt.rank_sentences(follow_up, shown, HashEmbedder().embed, context=context)
     assert ranked[0].id == 2 and ranked[0].score > alone[2] + 0.3
     assert all(s.score >= alone[s.id] for s in ranked)
+
+
+def test_a_name_no_chosen_sentence_holds_brings_in_the_best_sentence_that_does():
+    """`choose_sentences`: "Estonian" is in one short sentence that ranks under long ones about Orban and
+    Putin; it is shown in place of the lowest-ranked sentence whose names others hold too."""
+    from fakes import HashEmbedder
+
+    long = [Sentence(i, 0, 100 * i, 100 * i + 90,
+                     f"Orban met Putin in Beijing and they discussed gas and oil, report {i}.") for i in range(1, 5)]
+    kallas = Sentence(5, 0, 500, 560, "Estonian Prime Minister Kaja Kallas called it unpleasant.")
+    question = "Which Estonian leader spoke out against Orban's meeting with Putin?"
+    plain = prompt.choose_sentences("What did Orban and Putin discuss?", [*long, kallas], HashEmbedder().embed,
+                                    keep=3, budget=1000)
+    assert all("Kallas" not in s.text for s in plain)
+    shown = prompt.choose_sentences(question, [*long, kallas], HashEmbedder().embed, keep=3, budget=1000)
+    assert len(shown) == 3 and shown[-1].text == kallas.text
+    assert all("Orban" in s.text for s in shown[:-1])
