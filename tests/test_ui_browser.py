@@ -126,7 +126,11 @@ def test_an_answer_streams_in_and_its_citation_leads_to_the_marked_passage(page,
     expect(follow_up.locator("#src-2-1 .qa-source-title")).to_have_text("Mayor wins second term")
     screenshot(page, "answered-with-sources.png")
 
-    page.set_viewport_size({"width": 1400, "height": 600})  # a short chat, scrolled to its top:
+    page.set_viewport_size({"width": 1400, "height": 600})  # a short chat, scrolled to its top
+    # once it has stopped growing (the chat scrolls itself to the bottom whenever its content changes):
+    page.wait_for_function("""() => new Promise(done => {
+        const log = document.querySelector('#qa-chat [role=log]'), height = log.scrollHeight;
+        setTimeout(() => done(log.scrollHeight === height), 500); })""")
     page.locator("#qa-chat [role=log]").evaluate("log => log.scrollTop = 0")
     second = page.locator("#src-2-1")  # the second answer's source is out of view, below
     expect(second).not_to_be_in_viewport()
