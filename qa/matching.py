@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from index.keyword import stemmer as _stemmer
 
@@ -162,6 +163,41 @@ def has_name(name: str, text: str) -> bool:
         return True
     # A full name stands for a person the text names by surname alone ("Viktor Orban" ~ "Orban").
     return len(parts) > 1 and any(_same_word(parts[-1], w) for w in words)
+
+
+T = TypeVar("T")
+
+
+def cover_names(ranked: Sequence[T], chosen: Sequence[T], wanted: Sequence[str], text: Callable[[T], str],
+                size: int, most: int) -> list[T]:
+    """`chosen` (picked from `ranked`, best first) with every name of `wanted` that none of them mentions
+    brought in: the best-ranked item of `ranked` that mentions it is added while `chosen` has fewer than
+    `size` items, else it takes the place of the lowest-ranked chosen item whose names others mention
+    too. At most `most` items are brought in. Retrieval and the sentences shown both use it: an answer
+    must cite a sentence or headline naming each name the question asks about, so a name nothing
+    shown holds makes every answer a refusal."""
+    kept = list(chosen)
+    if not wanted:
+        return kept
+    holds = {id(item): {n for n in wanted if has_name(n, text(item))} for item in ranked}
+    brought = 0
+    for name in wanted:
+        if brought == most or any(name in holds[id(item)] for item in kept):
+            continue
+        found = next((item for item in ranked if name in holds[id(item)] and item not in kept), None)
+        if found is None:
+            continue
+        if len(kept) < size:
+            kept.append(found)
+        else:
+            spare = next((i for i in range(len(kept) - 1, -1, -1) if all(
+                any(n in holds[id(other)] for other in kept if other is not kept[i]) for n in holds[id(kept[i])])),
+                None)
+            if spare is None:
+                continue
+            kept[spare] = found
+        brought += 1
+    return kept
 
 
 def missing_names(sentence: str, evidence: str) -> list[str]:

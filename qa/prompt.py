@@ -120,22 +120,8 @@ def choose_sentences(question: str, sentences: Sequence[Sentence], embed: Callab
             chosen[s.id] = s
             used += len(s.text)
     names = matching.names(question) or (matching.names(context) if context else [])
-    holds = {s.id: {n for n in names if matching.has_name(n, s.text)} for s in ranked} if names else {}
-    added = 0
-    for name in names:
-        if added == COVER_SENTENCES or any(name in holds[i] for i in chosen):
-            continue
-        found = next((s for s in ranked if s.id not in chosen and name in holds[s.id]), None)
-        if found is None:
-            continue
-        if len(chosen) == keep:
-            spare = next((i for i in reversed(list(chosen)) if all(
-                any(n in holds[j] for j in chosen if j != i) for n in holds[i])), None)
-            if spare is None:
-                continue
-            del chosen[spare]
-        chosen[found.id] = found
-        added += 1
+    chosen = {s.id: s for s in matching.cover_names(ranked, list(chosen.values()), names, lambda s: s.text,
+                                                    size=keep, most=COVER_SENTENCES)}
     return [replace(chosen[s.id], id=n) for n, s in enumerate((s for s in sentences if s.id in chosen), 1)]
 
 

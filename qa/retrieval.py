@@ -126,32 +126,15 @@ def retrieve(store: Store, query: str, k: int = 4, *, filters: SearchFilter | No
         rankings.append([p for p in pool if dates.in_period(p.date, dates.named_period(query))])
     fused = collapse_duplicates(fuse(rankings))
     fused = _one_copy_per_story(fused) if recipe.stories else fused
-    return _cover_names(fused, query, k) if recipe.cover else fused[:k]
+    if not recipe.cover:
+        return fused[:k]
+    # A name the query asks about which none of the first k holds ("Estonian" among passages that all
+    # name Orban and Putin, found by keyword search alone) brings in the best-ranked passage naming it.
+    return matching.cover_names(fused, fused[:k], matching.names(query), lambda p: f"{p.title}\n{p.text}",
+                                size=k, most=COVER_SWAPS)
 
 
-COVER_SWAPS = 2   # passages at most that `_cover_names` brings in
-
-
-def _cover_names(ranked: list[Passage], query: str, k: int) -> list[Passage]:
-    """The first `k` of `ranked`, except that a name the query asks about which none of them holds (an
-    "Estonian" among passages that all name Orban and Putin, found by keyword search alone) brings in
-    the best-ranked passage of the pool that holds it, in place of the lowest-ranked one whose names
-    the others hold too. An answer must cite a sentence naming each name the question asks about
-    (`grounding.about_the_question`), so without such a passage it could only be a refusal."""
-    names = matching.names(query)
-    if not names or len(ranked) <= k:
-        return ranked[:k]
-    holds = {p.id: {n for n in names if matching.has_name(n, f"{p.title}\n{p.text}")} for p in ranked}
-    kept, swapped = list(ranked[:k]), 0
-    for name in names:
-        if swapped == COVER_SWAPS or any(name in holds[p.id] for p in kept):
-            continue
-        found = next((p for p in ranked[k:] if name in holds[p.id] and p not in kept), None)
-        spare = next((i for i in range(k - 1, -1, -1) if kept[i] in ranked[:k] and all(
-            any(n in holds[q.id] for q in kept if q is not kept[i]) for n in holds[kept[i].id])), None)
-        if found is not None and spare is not None:
-            kept[spare], swapped = found, swapped + 1
-    return kept
+COVER_SWAPS = 2   # passages at most that a name no passage read holds brings in (`matching.cover_names`)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…\"”])\s+(?=[\"“'‘(\[]?[A-Z0-9])|\n+")

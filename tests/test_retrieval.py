@@ -75,7 +75,10 @@ def test_the_benchmark_s_sentence_vectors_find_a_passage_by_one_sentence_and_are
 def test_a_name_no_kept_passage_holds_brings_in_the_best_passage_that_does():
     """Passages that all name Orban and Putin outrank, in both searches, the one that names the Estonian
     the question asks about; it takes the place of the lowest-ranked passage whose names others hold."""
-    from qa.retrieval import _cover_names
+    from qa.matching import cover_names, names
+
+    def _cover_names(ranked, question, k):   # as `retrieve` calls it
+        return cover_names(ranked, ranked[:k], names(question), lambda x: f"{x.title}\n{x.text}", size=k, most=2)
 
     ranked = [p(f"m{i}", f"Orban met Putin in Beijing, report number {i}.") for i in range(6)]
     ranked += [p("kallas", "Estonian Prime Minister Kaja Kallas called the exchange very unpleasant."),
