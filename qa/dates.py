@@ -88,3 +88,16 @@ def _relative(m: re.Match, today: dt.date) -> Period:
         return _month_period(month, None, str(year))
     year = today.year - back
     return Period(f"{year}-01-01", f"{year}-12-31")
+
+
+def spelled(date: str | None) -> str:
+    """An article's ISO date as words ("2023-11-07" -> "7 November 2023"; "2023-11" -> "November 2023"),
+    so that a question naming the time of a report ("the November report") finds it the way it finds a
+    name; "" for no date or one not in ISO form."""
+    m = re.fullmatch(r"((?:19|20)\d\d)(?:-(\d\d)(?:-(\d\d))?)?", (date or "")[:10])
+    if not m or (m[2] and not 1 <= int(m[2]) <= 12):
+        return ""
+    year, month, day = m.groups()
+    words = [str(int(day))] if day else []
+    words += [MONTHS[int(month) - 1].capitalize()] if month else []
+    return " ".join([*words, year])

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from index import Passage
 
-from . import injection, matching
+from . import dates, injection, matching
 from .prompt import Reply, Sentence, unlooped
 
 MIN_SUPPORT = 0.6     # share of a claim's own content words that its evidence must contain
@@ -39,8 +39,8 @@ class Claim:
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the checks read: the question, the shown sentences by id with their articles (id and title),
-    and the ids the model picked."""
+    """What the checks read: the question, the shown sentences by id with their articles (id, and the
+    heading the model saw: title and date), and the ids the model picked."""
 
     question: str
     sentences: Mapping[int, Sentence]
@@ -49,7 +49,8 @@ class Evidence:
     picked: tuple[int, ...] = ()
 
     def text(self, ids: Sequence[int]) -> str:
-        """The cited sentences with their articles' titles (a title often names who "he" is)."""
+        """The cited sentences with their articles' headings: a title often names who "he" is, and a date
+        is when "the November report" was written."""
         titles = dict.fromkeys(self.titles[i] for i in ids)
         return " ".join([*titles, *(self.sentences[i].text for i in ids)])
 
@@ -257,7 +258,13 @@ def could_answer(question: str, sentences: Sequence[Sentence], passages: Sequenc
 
 def _evidence(question: str, sentences: Sequence[Sentence], passages: Sequence[Passage]) -> Evidence:
     return Evidence(question, {s.id: s for s in sentences}, {s.id: passages[s.passage].doc_id for s in sentences},
-                    {s.id: injection.blank(passages[s.passage].title) for s in sentences})
+                    {s.id: _heading(passages[s.passage]) for s in sentences})
+
+
+def _heading(passage: Passage) -> str:
+    """An article's title and date, as the model is shown them above its sentences (`prompt.build_messages`)."""
+    when = dates.spelled(passage.date)
+    return injection.blank(passage.title) + (f" ({when})" if when else "")
 
 
 def ground(reply: Reply, question: str, sentences: Sequence[Sentence], passages: Sequence[Passage],

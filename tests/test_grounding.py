@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from index import Passage
-from qa import grounding, matching, prompt
+from qa import dates, grounding, matching, prompt
 from qa.grounding import Claim
 from qa.prompt import Reply, ReplyStream, Sentence, parse_reply
 
@@ -137,6 +137,22 @@ def test_a_repeated_fact_is_said_once():
 def test_a_true_sentence_about_something_else_does_not_answer():
     assert ground("Evidence: 1\n[1] The ministers gathered in Vienna.", "Which football club do the ministers support?") == []
     assert ground("Evidence: 1\n[1] The ministers gathered in Vienna.", "What did Napoleon say about Zanzibar?") == []
+
+
+def test_a_question_naming_when_a_report_was_written_is_answered_from_an_article_of_that_time():
+    dated = [replace(p, date=date) for p, date in zip(PASSAGES, ("2024-03-04", "2024-05-20"))]
+    question = "Where did the ministers meet, according to the March report?"
+    reply = parse_reply("Evidence: 1\n[1] The ministers met in Vienna on Monday.")
+    assert [c.ids for c in grounding.ground(reply, question, SENTENCES, dated)] == [(1,)]
+    assert grounding.ground(reply, question, SENTENCES, PASSAGES) == []          # undated: March is named nowhere
+    later = [replace(p, date="2024-05-20") for p in PASSAGES]
+    assert grounding.ground(reply, question, SENTENCES, later) == []             # a May report is not the March one
+
+
+@pytest.mark.parametrize("date, words", [("2023-11-07", "7 November 2023"), ("2023-11", "November 2023"),
+                                         ("2023", "2023"), (None, ""), ("2023-13-01", ""), ("yesterday", "")])
+def test_an_articles_date_is_spelled_as_a_reader_names_it(date, words):
+    assert dates.spelled(date) == words
 
 
 def test_an_address_in_the_models_own_words_is_not_given():
