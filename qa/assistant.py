@@ -27,7 +27,7 @@ from . import grounding, prompt
 from .answer import Answer, AnswerSentence, Citation, Evidence, Quote, Searched, Timings
 from .config import Settings
 from .llm import Generator, LlamaGenerator, Message
-from .retrieval import retrieve, standalone_query
+from .retrieval import retrieve, standalone_query, topic_shares
 
 log = logging.getLogger(__name__)
 
@@ -196,9 +196,12 @@ class Assistant:
             # `grounding.near_the_question` was measured on this embedder's cosines; another's are on
             # another scale, so the sentences' scores are not used.
             sentences = [replace(s, score=None) for s in sentences]
+        checked = grounding.checked_question(question, history[-1][0] if history else None)
+        if sentences and sentences[0].score is not None:
+            shares = topic_shares(store, checked, shown)
+            sentences = [replace(s, topic=shares.get(shown[s.passage].doc_id)) for s in sentences]
         tokens = self.generator.count_tokens(messages)
         prompted = time.perf_counter()
-        checked = grounding.checked_question(question, history[-1][0] if history else None)
         if not grounding.could_answer(checked, sentences, shown):
             # The shown sentences cannot answer this question whatever the model picks (none near enough
             # to it, or a name it asks about in none of them): the refusal comes now, not in 10-20 s.

@@ -69,6 +69,7 @@ class Sentence:
     end: int
     text: str              # as shown: one line, with text written to a model blanked out
     score: float | None = None  # how much it is about the question (`rank_sentences`), once ranked
+    topic: float | None = None  # how much its article is about the question (`retrieval.topic_shares`), once known
 
 
 def number_sentences(passages: Sequence[Passage]) -> list[Sentence]:

@@ -145,6 +145,18 @@ def _sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE_END.split(text) if s.strip()] or [text]
 
 
+def topic_shares(store: Store, question: str, passages: Sequence[Passage]) -> dict[str, float]:
+    """For each article of `passages`: how much of what the question asks it is about, as the share of the
+    question's search terms (idf-weighted, names as the index spells them) that its title and its
+    passages here hold. A sentence near the question may still come from an article about something
+    else, which is what a search returns when the archive does not hold the answer
+    (`grounding.near_the_question` weighs both)."""
+    texts: dict[str, list[str]] = {}
+    for p in passages:
+        texts.setdefault(p.doc_id, [p.title]).append(p.text)
+    return dict(zip(texts, _coverage([" ".join(t) for t in texts.values()], store.query_terms(question, True))))
+
+
 def _coverage(texts: list[str], weights: dict[str, float]) -> list[float]:
     """For each text, the idf-weighted share of the query's terms it contains."""
     total = sum(weights.values())

@@ -232,9 +232,24 @@ def test_an_answer_whose_best_cited_sentence_is_far_from_the_question_is_a_refus
     scored = {s.id: replace(s, score=0.9 if s.id == 2 else 0.2) for s in SENTENCES}
     near = replace(evidence("How much did oil exports fall?"), sentences=scored)
     assert grounding.near_the_question(claims, near) == claims
-    far = replace(near, sentences={**scored, 2: replace(scored[2], score=grounding.MIN_NEARNESS - 0.01)})
+    far = replace(near, sentences={**scored, 2: replace(scored[2], score=0.6)})
     assert grounding.near_the_question(claims, far) == []
     assert grounding.near_the_question(claims, evidence("How much did oil exports fall?")) == claims  # not ranked
+
+
+def test_a_sentence_from_an_article_about_the_question_may_say_it_in_other_words():
+    """The same sentence score passes from an article holding the question's terms, and is refused from one
+    that holds few of them (a search's best guess in an archive without the answer)."""
+    claims = [Claim("Oil exports fell by 12 percent in March.", (2,), checked=True)]
+    scored = {s.id: replace(s, score=0.65) for s in SENTENCES}
+    about = replace(evidence("How much did oil exports fall?"),
+                    sentences={i: replace(s, topic=0.9) for i, s in scored.items()})
+    assert grounding.near_the_question(claims, about) == claims
+    elsewhere = replace(about, sentences={i: replace(s, topic=0.2) for i, s in scored.items()})
+    assert grounding.near_the_question(claims, elsewhere) == []
+    unknown = replace(about, sentences=scored)  # no share known: the sentence's score alone, at the same bar
+    assert grounding.nearness(scored[2]) == pytest.approx(0.65 + grounding.TOPIC_WEIGHT * 0.5)
+    assert grounding.near_the_question(claims, unknown) == []
 
 
 def test_the_model_is_needed_only_when_some_answer_from_the_shown_sentences_could_pass_the_checks():
@@ -242,7 +257,7 @@ def test_the_model_is_needed_only_when_some_answer_from_the_shown_sentences_coul
     assert not grounding.could_answer("What did Angela Merkel say about oil?", SENTENCES, PASSAGES)  # named nowhere
     ranked = [replace(s, score=0.9 if "Oil exports" in s.text else 0.3) for s in SENTENCES]
     assert grounding.could_answer("How much did oil exports fall?", ranked, PASSAGES)
-    far = [replace(s, score=grounding.MIN_NEARNESS - 0.01) for s in SENTENCES]
+    far = [replace(s, score=0.5) for s in SENTENCES]
     assert not grounding.could_answer("How much did oil exports fall?", far, PASSAGES)  # none near the question
     assert not grounding.could_answer("How much did oil exports fall?", [], PASSAGES)  # nothing shown
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fakes import ARTICLES, HashEmbedder, indexed_store
 from index import Passage
-from qa.retrieval import collapse_duplicates, fuse, retrieve, standalone_query
+from qa.retrieval import collapse_duplicates, fuse, retrieve, standalone_query, topic_shares
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +52,16 @@ def test_retrieve_finds_the_article_by_meaning_or_words(store):
     top = retrieve(store, "Which pipeline brings Russian crude to Slovakia?", k=2)
     assert top[0].source.endswith("pipeline.txt")
     assert len({x.id for x in top}) == len(top)
+
+
+def test_an_article_s_share_of_the_question_is_its_rare_words_more_than_its_common_ones(store):
+    """`topic_shares`: how much of what the question asks each article read holds (idf-weighted)."""
+    found = retrieve(store, "Which pumping station on the Druzhba pipeline was repaired?", k=4)
+    shares = topic_shares(store, "Which pumping station on the Druzhba pipeline was repaired?", found)
+    by_file = {p.source.rsplit("/", 1)[-1]: shares[p.doc_id] for p in found}
+    assert by_file["pipeline.txt"] == max(by_file.values()) > 0.9
+    assert all(share < 0.5 for name, share in by_file.items() if name != "pipeline.txt")
+    assert topic_shares(store, "Xylophone zeppelins?", found) == dict.fromkeys(shares, 0.0)  # no term the index holds
 
 
 def test_the_benchmark_s_sentence_vectors_find_a_passage_by_one_sentence_and_are_kept(tmp_path):
