@@ -83,10 +83,15 @@ def _runs(text: str) -> list[tuple[int, list[str]]]:
 
 def names(text: str) -> list[str]:
     """The proper names `text` states: runs of capitalised words not at the start of a sentence
-    (where every word is capitalised), plus acronyms anywhere ("NATO", "U.S.")."""
+    (where every word is capitalised), plus acronyms anywhere ("NATO", "U.S."). A compound ends the
+    name at its first lower-case part: "AI-powered glasses" names AI, "a US-brokered plan" the US,
+    while "Orbán-Putin" and "Ben-Gvir" stay whole."""
     found = []
     for start, words in _runs(text):
         words = [re.sub(r"['’]s$", "", w).strip("'’-") for w in words]
+        cut = next((n for n, w in enumerate(words) if _capitalised_part(w) != w), None)
+        if cut is not None:
+            words = words[:cut] + [_capitalised_part(words[cut])]
         before = text[:start].rstrip()
         if not before or before[-1] in ".!?:;\"“(\n":  # capitalised perhaps only because it opens a sentence
             head, words = words[0], words[1:]
@@ -98,6 +103,13 @@ def names(text: str) -> list[str]:
         if name and len(name) > 1 and name.lower() not in STOP_WORDS:
             found.append(name)
     return found
+
+
+def _capitalised_part(word: str) -> str:
+    """`word` up to its first hyphenated part that opens in lower case ("AI-powered" -> "AI")."""
+    parts = word.split("-")
+    lower = next((n for n, part in enumerate(parts) if n and part[:1].islower()), len(parts))
+    return "-".join(parts[:lower])
 
 
 def _acronym(words: Iterable[str]) -> str:

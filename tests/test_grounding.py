@@ -190,6 +190,13 @@ def test_names_are_the_capitalised_runs_not_the_word_that_opens_a_sentence():
     assert matching.names("NATO met. Then Hungary spoke.") == ["NATO", "Hungary"]
 
 
+def test_a_compound_names_only_its_capitalised_part():
+    assert matching.names("Which company unveiled AI-powered glasses after a US-brokered deal?") == ["AI", "US"]
+    assert matching.names("How long did the Orbán-Putin meeting with Itamar Ben-Gvir last?") == [
+        "Orbán-Putin", "Itamar Ben-Gvir"]
+    assert matching.has_name(matching.names("the AI-powered glasses")[0], "Meta's new AI glasses")
+
+
 def test_numbers_match_with_or_without_thousands_separators():
     assert matching.missing_numbers("Microsoft cut 9,000 jobs", "about 9000 workers") == []
     assert matching.missing_numbers("Microsoft cut 9,500 jobs", "about 9000 workers") == ["9500"]
