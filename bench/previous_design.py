@@ -1,7 +1,7 @@
 """An earlier design of the assistant on today's question sets, scored by today's judge.
 
     git worktree add --detach ../prev c17ae3e     # stop 9: the model copies one sentence of one passage
-    PYTHONPATH=../prev python bench/previous_design.py ask --index DIR --out prev.json QUESTIONS.jsonl...
+    PYTHONPATH=../prev python bench/previous_design.py ask --index DIR --out prev.json [--half odd] QUESTIONS.jsonl...
     python bench/previous_design.py score prev.json
 
 `ask` runs with the old commit's `qa` package first on the path (build its index with
@@ -21,21 +21,20 @@ import sys
 from pathlib import Path
 
 
-def ask(index: str, out: Path, files: list[str]) -> None:
+def ask(index: str, out: Path, files: list[str], half: str = "all") -> None:
     from qa.assistant import Assistant  # the old commit's, from PYTHONPATH
 
     bot = Assistant.load(index)
     rows = []
     for path in files:
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
+        lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        for line in lines if half == "all" else lines[0 if half == "even" else 1::2]:
             q = json.loads(line)
             history: list[tuple[str, str]] = []
             for turn in (q.get("conversation") or [q["question"]])[:-1]:
                 history.append((turn, bot.ask(turn, history).text))
             answer = bot.ask(q["question"], history)
-            rows.append({"file": path, "id": q.get("id"), "answer": answer.to_dict()})
+            rows.append({"file": path, "half": half, "id": q.get("id"), "answer": answer.to_dict()})
             print(len(rows), q["question"][:60], "->", answer.text[:80], flush=True)
     out.write_text(json.dumps(rows), encoding="utf-8")
     print(f"kept in {out}")
@@ -50,7 +49,8 @@ def score(recording: Path) -> None:
         return {k: v for k, v in values.items() if k in {f.name for f in dataclasses.fields(cls)}}
 
     answers: dict[str, list[Answer]] = {}
-    for row in json.loads(recording.read_text(encoding="utf-8")):
+    rows = json.loads(recording.read_text(encoding="utf-8"))
+    for row in rows:
         a = row["answer"]
         timings = a.get("timings") or {}
         timings.setdefault("first_text", timings.get("first_token", 0.0))  # no evidence stage then
@@ -58,9 +58,12 @@ def score(recording: Path) -> None:
             a["question"], a["text"], tuple(Citation(**known(Citation, c)) for c in a["citations"]),
             refused=a["refused"], timings=Timings(**known(Timings, timings))))
     for file, given in answers.items():
-        results = [evaluation.score(q, a) for q, a in zip(evaluation.load_questions(file), given, strict=True)]
-        for half, summary in evaluation.by_half(results).items():
-            chosen = results if half == "all" else results[0 if half == "even" else 1::2]
+        asked = next(row.get("half", "all") for row in rows if row["file"] == file)
+        questions = evaluation.half(evaluation.load_questions(file), asked)
+        results = [evaluation.score(q, a) for q, a in zip(questions, given, strict=True)]
+        halves = evaluation.by_half(results) if asked == "all" else {asked: evaluation.summarize(results)}
+        for half, summary in halves.items():
+            chosen = results if half == asked else results[0 if half == "even" else 1::2]
             wrong = sum(1 for r in chosen if r.question.answerable and not r.correct and not r.answer.refused)
             figures = {k: f"{v['n']}/{v['of']}" if isinstance(v, dict) and "n" in v else v
                        for k, v in summary.items() if k in ("answer_accuracy", "fact_recall", "citation_precision",
@@ -78,11 +81,12 @@ def main() -> None:
     a.add_argument("files", nargs="+")
     a.add_argument("--index", required=True)
     a.add_argument("--out", required=True, type=Path)
+    a.add_argument("--half", choices=["all", "even", "odd"], default="all")
     s = commands.add_parser("score", help="score kept answers with today's judge")
     s.add_argument("recording", type=Path)
     args = parser.parse_args()
     if args.command == "ask":
-        ask(args.index, args.out, args.files)
+        ask(args.index, args.out, args.files, args.half)
     else:
         score(args.recording)
 
