@@ -5,8 +5,8 @@
     python bench/previous_design.py score prev.json
 
 `ask` runs with the old commit's `qa` package first on the path (build its index with
-`PYTHONPATH=../prev python -m qa.cli ingest --index DIR ARTICLES`: index formats change between
-designs) and keeps each answer as the old `Answer.to_dict()` gives it, follow-up turns asked after
+`PYTHONPATH=../prev python -m qa.cli ingest --index DIR ARTICLES` when it cannot read today's;
+c17ae3e reads them) and keeps each answer as the old `Answer.to_dict()` gives it, follow-up turns asked after
 their conversation. `score` reads those answers into today's `Answer` and prints the `qa eval`
 figures of each set and its halves, with the wrong answers counted apart from the refusals. Older
 question formats (`expect_all`, `min_sources`) did not exist then; today's judge scores them.
