@@ -44,6 +44,7 @@ def score(recording: Path) -> None:
     sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
     from qa import evaluation
     from qa.answer import Answer, Citation, Timings
+    from replay import FIGURES  # bench/replay.py: the figures `qa eval` prints
 
     def known(cls, values: dict) -> dict:
         return {k: v for k, v in values.items() if k in {f.name for f in dataclasses.fields(cls)}}
@@ -65,10 +66,8 @@ def score(recording: Path) -> None:
         for half, summary in halves.items():
             chosen = results if half == asked else results[0 if half == "even" else 1::2]
             wrong = sum(1 for r in chosen if r.question.answerable and not r.correct and not r.answer.refused)
-            figures = {k: f"{v['n']}/{v['of']}" if isinstance(v, dict) and "n" in v else v
-                       for k, v in summary.items() if k in ("answer_accuracy", "fact_recall", "citation_precision",
-                                                             "citation_coverage", "multi_source",
-                                                             "unanswerable_refused", "answerable_refused")}
+            figures = {k: f"{summary[k]['n']}/{summary[k]['of']}" if isinstance(summary[k], dict) else summary[k]
+                       for k in FIGURES}
             figures.update(wrong=wrong, first_text_p50=summary["first_visible_s"]["p50"],
                            total_p50=summary["total_s"]["p50"])
             print(f"{Path(file).name} {half}: {json.dumps(figures)}")
