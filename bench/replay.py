@@ -1,6 +1,6 @@
 """Re-run the answer checks on recorded model replies, without the model.
 
-    python bench/replay.py record --index DIR --out FILE.pkl [--half even|odd] QUESTIONS.jsonl...
+    python bench/replay.py record --index DIR --out FILE.pkl [--half even|odd] [--instructions FILE] QUESTIONS.jsonl...
     python bench/replay.py score FILE.pkl [--without STEP,STEP]
 
 `record` asks every question as `qa eval` does, and keeps what the model was shown and what it
@@ -8,7 +8,8 @@ replied (a pickle: local scratch, load only your own). `score` runs the checks o
 on those replies again, all of them or without the named steps, and prints the `qa eval` figures for
 each set (and its even and odd halves, when the whole set was recorded). A change to the checks is
 then measured in seconds instead of an hour of generation; a change to the prompt, the retrieval or
-the model needs a new recording.
+the model needs a new recording; `--instructions` records with another system message than
+`qa.prompt.SYSTEM` (e.g. `bench/instructions/three-examples.txt`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from qa import grounding  # noqa: E402
+from qa import grounding, prompt  # noqa: E402
 from qa.assistant import Assistant, checked_answer  # noqa: E402
 from qa import evaluation  # noqa: E402
 
@@ -81,11 +82,14 @@ def main() -> None:
     rec.add_argument("--index", required=True, help="the index the questions are asked against")
     rec.add_argument("--out", required=True, type=Path)
     rec.add_argument("--half", choices=["all", "even", "odd"], default="all")
+    rec.add_argument("--instructions", type=Path, help="a file holding the system message to record with")
     sc = commands.add_parser("score", help="check the recorded replies again and print the figures")
     sc.add_argument("recording", type=Path)
     sc.add_argument("--without", default="", help="checks to leave out, comma-separated (qa/grounding.py STEPS)")
     args = parser.parse_args()
     if args.command == "record":
+        if args.instructions:
+            prompt.SYSTEM = args.instructions.read_text(encoding="utf-8").strip()
         bot = Assistant.load(args.index, progress=True)
         bot.warm_up()
         args.out.write_bytes(pickle.dumps(record(bot, args.files, args.half)))
