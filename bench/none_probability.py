@@ -26,14 +26,13 @@ import math
 import pickle
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
-
-from dataclasses import replace  # noqa: E402
 
 from index import Store, default_embedder  # noqa: E402
 from qa import evaluation, prompt, retrieval  # noqa: E402
@@ -46,7 +45,10 @@ def none_probability(generator: LlamaGenerator, messages: list) -> float:
     import llama_cpp
 
     llm = generator._llm  # noqa: SLF001 - the scores of one position, which the generator does not expose
-    tokenize = lambda text: llm.tokenize(text.encode(), add_bos=False, special=False)  # noqa: E731
+
+    def tokenize(text: str) -> list[int]:
+        return llm.tokenize(text.encode(), add_bos=False, special=False)
+
     _read(llm, generator.tokens(messages) + tokenize("Evidence:"))
     logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(llm.n_vocab(),))  # noqa: SLF001
     (none,), (space,) = tokenize(" none"), tokenize(" ")
