@@ -64,7 +64,7 @@ def score(recording: Path) -> None:
         results = [evaluation.score(q, a) for q, a in zip(questions, given, strict=True)]
         halves = evaluation.by_half(results) if asked == "all" else {asked: evaluation.summarize(results)}
         for half, summary in halves.items():
-            chosen = results if half == asked else results[0 if half == "even" else 1::2]
+            chosen = results if half == asked else evaluation.half(results, half)
             wrong = sum(1 for r in chosen if r.question.answerable and not r.correct and not r.answer.refused)
             figures = {k: f"{summary[k]['n']}/{summary[k]['of']}" if isinstance(summary[k], dict) else summary[k]
                        for k in FIGURES}
