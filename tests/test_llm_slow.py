@@ -30,27 +30,38 @@ def _messages() -> tuple[list[dict[str, str]], str]:
     return [{"role": "user", "content": f"{numbered}\n\n{ask}"}], prompt.grammar(len(sentences), numbered)
 
 
-def test_the_grammar_asked_about_the_likeliest_tokens_gives_the_reply_and_is_faster(generator):
+def _writing_time(pieces) -> tuple[str, float]:
+    """The text of a streamed reply, and the seconds from its first piece to its last: the time spent writing,
+    without the prompt's reading, which is the same for both samplers and takes most of the time."""
+    text, first, last = [], None, None
+    for piece in pieces:
+        last = time.perf_counter()
+        first = first or last
+        text.append(piece)
+    return "".join(text), (last - first) if first else 0.0
+
+
+def test_the_grammar_asked_about_the_likeliest_tokens_gives_the_reply_and_writes_faster(generator):
     """The same reply as llama-cpp-python's sampler, which asks the grammar about every token of the
-    vocabulary before each pick, in less time. Both read the prompt from an empty cache."""
+    vocabulary before each pick, written in less time. Each is timed twice and its better run kept, so that
+    a pause of a shared machine does not decide (CI once saw the whole runs, prompt included, within 2%)."""
     from llama_cpp import LlamaGrammar
 
     messages, grammar = _messages()
     llm = generator._llm
-    llm.reset()
-    started = time.perf_counter()
-    chunks = llm.create_completion(generator.tokens(messages), max_tokens=80, temperature=0.0, stream=True,
-                                   grammar=LlamaGrammar.from_string(grammar, verbose=False))
-    expected = "".join(c["choices"][0]["text"] for c in chunks)
-    whole_vocabulary = time.perf_counter() - started
-    llm.reset()
-    started = time.perf_counter()
-    reply = "".join(generator.generate(messages, max_tokens=80, grammar=grammar))
-    likeliest_first = time.perf_counter() - started
-
-    assert reply == expected
+    whole_vocabulary, likeliest_first = [], []
+    for _ in range(2):
+        llm.reset()
+        chunks = llm.create_completion(generator.tokens(messages), max_tokens=80, temperature=0.0, stream=True,
+                                       grammar=LlamaGrammar.from_string(grammar, verbose=False))
+        expected, seconds = _writing_time(c["choices"][0]["text"] for c in chunks)
+        whole_vocabulary.append(seconds)
+        llm.reset()
+        reply, seconds = _writing_time(generator.generate(messages, max_tokens=80, grammar=grammar))
+        likeliest_first.append(seconds)
+        assert reply == expected
     assert prompt.parse_reply(reply).evidence, reply
-    assert likeliest_first < 0.9 * whole_vocabulary, (likeliest_first, whole_vocabulary)
+    assert min(likeliest_first) < 0.8 * min(whole_vocabulary), (likeliest_first, whole_vocabulary)
 
 
 def test_a_token_the_grammar_allows_is_found_beyond_the_likeliest(generator):
