@@ -185,6 +185,59 @@ def by_sentence(vectors: Callable[[Store], SentenceVectors]) -> dict[str, Search
     return {"sentences:dense": ranking, "+sentences:dense": fused, "max-sentence": best_of}
 
 
+class TitleVectors:
+    """Each passage's vector moved toward its article's headline, normalize(passage + w * title): the
+    headline as a field of the dense search, as embedding "headline. passage" would make it (a
+    "contextual chunk header") without embedding the archive again. The assistant does not have it."""
+
+    def __init__(self, store: Store):
+        from index import ann
+
+        self.passages = ann.all_vectors(store._vectors)  # noqa: SLF001
+        docs = [store._chunks[row].doc_id for row in range(len(store))]  # noqa: SLF001
+        titles = {d.doc_id: d.title or "" for d in store.documents()}
+        ordered = sorted(titles)
+        vectors = np.asarray(store.embedder.embed([titles[d] for d in ordered]), dtype=np.float32)
+        vectors[[not titles[d].strip() for d in ordered]] = 0.0   # no headline: the passage alone
+        self.titles = vectors[np.searchsorted(ordered, docs)]
+        self.store, self.mixed = store, {}
+
+    def ranking(self, query: str, weight: float, k: int) -> list[Passage]:
+        if weight not in self.mixed:
+            mixed = self.passages + weight * self.titles
+            self.mixed[weight] = mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
+        scores = self.mixed[weight] @ np.asarray(self.store.embedder.embed([query])[0], dtype=np.float32)
+        rows = np.argsort(-scores)[:k]
+        return [self.store._passage(int(r), float(scores[r])) for r in rows]  # noqa: SLF001
+
+
+class _Searching:
+    """A store whose dense search is another ranking: `retrieve` run unchanged around it."""
+
+    def __init__(self, store: Store, search: Callable[..., list[Passage]]):
+        self._store, self.search = store, search
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+
+def by_title(vectors: Callable[[Store], TitleVectors], weights: tuple[float, ...] = (0.25, 0.5, 1.0)) -> dict[str, Search]:
+    """`titled:w`: the assistant's retrieval (`retrieve`, default recipe) with the dense search over the
+    passages' vectors moved toward their headline's by w (`TitleVectors`)."""
+
+    def method(weight: float) -> Search:
+        def search(store: Store, query: str, k: int) -> list[Passage]:
+            def dense(text: str, n: int, filters=None) -> list[Passage]:
+                return vectors(store).ranking(text, weight, n)
+            return retrieve(_Searching(store, dense), query, k)
+        return search
+
+    return {f"titled:{w}": method(w) for w in weights}
+
+
 def hyde_writer(model: str) -> Callable[[str], str]:
     """The chat model's guess at a sentence of an article answering the question (one generation, ~5 s
     here), remembered per question."""
@@ -278,6 +331,9 @@ def main() -> None:
                         help="also measure sentence-level dense search (sentences:dense, +sentences:dense, "
                              "max-sentence), keeping the sentence vectors in this folder (slow the first time: "
                              "an ingest's embedding again)")
+    parser.add_argument("--title-vectors", action="store_true",
+                        help="also measure the dense search with each passage's vector moved toward its "
+                             "headline's (titled:0.25, titled:0.5, titled:1.0)")
     parser.add_argument("--indexed-only", action="store_true",
                         help="skip questions none of whose sources is in the index (for a partial index)")
     args = parser.parse_args()
@@ -293,6 +349,15 @@ def main() -> None:
             return built[store.index_dir]
 
         available.update(by_sentence(sentence_vectors))
+    if args.title_vectors:
+        titled: dict[Path, TitleVectors] = {}
+
+        def title_vectors(store: Store) -> TitleVectors:
+            if store.index_dir not in titled:
+                titled[store.index_dir] = TitleVectors(store)
+            return titled[store.index_dir]
+
+        available.update(by_title(title_vectors))
     chosen = args.methods.split(",") if args.methods else list(available)
     unknown = set(chosen) - set(available)
     if unknown:
