@@ -224,7 +224,8 @@ class _Searching:
         return getattr(self._store, name)
 
 
-def by_title(vectors: Callable[[Store], TitleVectors], weights: tuple[float, ...] = (0.25, 0.5, 1.0)) -> dict[str, Search]:
+def by_title(vectors: Callable[[Store], TitleVectors],
+             weights: tuple[float, ...] = (0.25, 0.5, 1.0)) -> dict[str, Search]:
     """`titled:w`: the assistant's retrieval (`retrieve`, default recipe) with the dense search over the
     passages' vectors moved toward their headline's by w (`TitleVectors`)."""
 
@@ -340,24 +341,12 @@ def main() -> None:
     available = methods()
     if args.hyde is not None:
         available.update(rewritten(hyde_writer(args.hyde)))
+    # One of each per store (one store per index), built (or read from the cache) when first asked.
     if args.sentence_vectors:
-        built: dict[Path, SentenceVectors] = {}  # one per index, built (or read from the cache) when first asked
-
-        def sentence_vectors(store: Store) -> SentenceVectors:
-            if store.index_dir not in built:
-                built[store.index_dir] = SentenceVectors(store, args.sentence_vectors)
-            return built[store.index_dir]
-
+        sentence_vectors = lru_cache(maxsize=None)(lambda store: SentenceVectors(store, args.sentence_vectors))
         available.update(by_sentence(sentence_vectors))
     if args.title_vectors:
-        titled: dict[Path, TitleVectors] = {}
-
-        def title_vectors(store: Store) -> TitleVectors:
-            if store.index_dir not in titled:
-                titled[store.index_dir] = TitleVectors(store)
-            return titled[store.index_dir]
-
-        available.update(by_title(title_vectors))
+        available.update(by_title(lru_cache(maxsize=None)(TitleVectors)))
     chosen = args.methods.split(",") if args.methods else list(available)
     unknown = set(chosen) - set(available)
     if unknown:
