@@ -1,6 +1,6 @@
 """Re-run the answer checks on recorded model replies, without the model.
 
-    python bench/replay.py record --index DIR --out FILE.pkl [--half even|odd] [--instructions FILE] QUESTIONS.jsonl...
+    python bench/replay.py record --index DIR --out FILE.pkl [--half even|odd] [--instructions FILE] [--ask-all] QUESTIONS.jsonl...
     python bench/replay.py score FILE.pkl [--without STEP,STEP]
 
 `record` asks every question as `qa eval` does, and keeps what the model was shown and what it
@@ -9,7 +9,9 @@ on those replies again, all of them or without the named steps, and prints the `
 each set (and its even and odd halves, when the whole set was recorded). A change to the checks is
 then measured in seconds instead of an hour of generation; a change to the prompt, the retrieval or
 the model needs a new recording; `--instructions` records with another system message than
-`qa.prompt.SYSTEM` (e.g. `bench/instructions/three-examples.txt`).
+`qa.prompt.SYSTEM` (e.g. `bench/instructions/three-examples.txt`); `--ask-all` puts every question to
+the model, also those `grounding.could_answer` refuses before asking (the checks refuse whatever it
+replies to them: that step only saves asking).
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ def main() -> None:
     rec.add_argument("--out", required=True, type=Path)
     rec.add_argument("--half", choices=["all", "even", "odd"], default="all")
     rec.add_argument("--instructions", type=Path, help="a file holding the system message to record with")
+    rec.add_argument("--ask-all", action="store_true",
+                     help="ask the model also what grounding.could_answer refuses unasked")
     sc = commands.add_parser("score", help="check the recorded replies again and print the figures")
     sc.add_argument("recording", type=Path)
     sc.add_argument("--without", default="", help="checks to leave out, comma-separated (qa/grounding.py STEPS)")
@@ -90,6 +94,8 @@ def main() -> None:
     if args.command == "record":
         if args.instructions:
             prompt.SYSTEM = args.instructions.read_text(encoding="utf-8").strip()
+        if args.ask_all:
+            grounding.could_answer = lambda *_: True
         bot = Assistant.load(args.index, progress=True)
         bot.warm_up()
         args.out.write_bytes(pickle.dumps(record(bot, args.files, args.half)))

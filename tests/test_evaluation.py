@@ -116,6 +116,30 @@ def test_recorded_replies_checked_again_score_as_the_live_run(tmp_path, replay):
         replay.rescore(records, ["no_such_check"])
 
 
+def test_what_is_refused_unasked_the_checks_would_refuse_whatever_the_model_replied(tmp_path, replay, monkeypatch):
+    """`grounding.could_answer` only saves asking the model: a recording with every question put to it
+    (`replay.py record --ask-all`) scores as the live run, where those questions were refused unasked."""
+    from qa import grounding
+
+    rows = [{"question": "Where did heads of government meet for the forum?", "expect_any": ["Beijing"],
+             "evidence_any": ["Beijing"], "sources": ["summit.txt"]},
+            {"question": "What did Zelenskyy tell the forum in Beijing?", "expect_any": ["Beijing"],
+             "evidence_any": ["Beijing"], "sources": ["summit.txt"]}]
+    path = tmp_path / "set.jsonl"
+    path.write_text("\n".join(map(json.dumps, rows)))
+    store = indexed_store(tmp_path, HashEmbedder(), ARTICLES)
+    bot = Assistant(store, FakeGenerator(reply=best_sentence), Settings(index_dir=tmp_path / "ix", passages=4))
+    live = evaluation.summarize(evaluation.run(bot, load_questions(path)))
+    with monkeypatch.context() as patched:
+        patched.setattr(grounding, "could_answer", lambda *_: True)
+        records = replay.record(bot, [path])
+    assert all("reply" in r for r in records)
+    assert any(not grounding.could_answer(r["asked"], r["sentences"], r["passages"]) for r in records)
+    again = replay.rescore(records)[str(path)]["all"]
+    for figure in replay.FIGURES:
+        assert again[figure] == live[figure], figure
+
+
 @pytest.mark.parametrize("name", ["new-questions-a.jsonl", "new-questions-b.jsonl"])
 def test_the_shipped_new_questions_are_about_the_sample_articles_and_say_where_their_answers_are(name):
     """`qa eval data/eval/heldout` asks them against the sample articles: each answerable question's
