@@ -34,8 +34,9 @@ FIGURES = ("answer_accuracy", "fact_recall", "citation_precision", "citation_cov
            "unanswerable_refused", "answerable_refused")
 
 
-def record(bot: Assistant, files: Sequence[str | Path], half: str = "all") -> list[dict]:
-    """For each question of `files` (or of one half of each), what the model was shown and replied."""
+def record(bot: Assistant, files: Sequence[str | Path], half: str = "all", ask_all: bool = False) -> list[dict]:
+    """For each question of `files` (or of one half of each), what the model was shown and replied; with
+    `ask_all`, also for the questions `grounding.could_answer` refuses without asking the model."""
     seen: dict = {}
 
     def keep(question, reply, passages, sentences):
@@ -44,6 +45,9 @@ def record(bot: Assistant, files: Sequence[str | Path], half: str = "all") -> li
 
     records = []
     checks, bot.check = bot.check, keep
+    could_answer = grounding.could_answer
+    if ask_all:
+        grounding.could_answer = lambda *_: True
     try:
         for path in files:
             for q in evaluation.half(evaluation.load_questions(path), half):
@@ -53,6 +57,7 @@ def record(bot: Assistant, files: Sequence[str | Path], half: str = "all") -> li
                 records.append({"file": str(path), "half": half, "question": q, "answer": answer, **seen})
     finally:
         bot.check = checks
+        grounding.could_answer = could_answer
     return records
 
 
@@ -94,11 +99,9 @@ def main() -> None:
     if args.command == "record":
         if args.instructions:
             prompt.SYSTEM = args.instructions.read_text(encoding="utf-8").strip()
-        if args.ask_all:
-            grounding.could_answer = lambda *_: True
         bot = Assistant.load(args.index, progress=True)
         bot.warm_up()
-        args.out.write_bytes(pickle.dumps(record(bot, args.files, args.half)))
+        args.out.write_bytes(pickle.dumps(record(bot, args.files, args.half, args.ask_all)))
         print(f"recorded in {args.out}")
         return
     records = pickle.loads(args.recording.read_bytes())

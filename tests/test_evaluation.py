@@ -116,7 +116,7 @@ def test_recorded_replies_checked_again_score_as_the_live_run(tmp_path, replay):
         replay.rescore(records, ["no_such_check"])
 
 
-def test_what_is_refused_unasked_the_checks_would_refuse_whatever_the_model_replied(tmp_path, replay, monkeypatch):
+def test_what_is_refused_unasked_the_checks_would_refuse_whatever_the_model_replied(tmp_path, replay):
     """`grounding.could_answer` only saves asking the model: a recording with every question put to it
     (`replay.py record --ask-all`) scores as the live run, where those questions were refused unasked."""
     from qa import grounding
@@ -130,9 +130,7 @@ def test_what_is_refused_unasked_the_checks_would_refuse_whatever_the_model_repl
     store = indexed_store(tmp_path, HashEmbedder(), ARTICLES)
     bot = Assistant(store, FakeGenerator(reply=best_sentence), Settings(index_dir=tmp_path / "ix", passages=4))
     live = evaluation.summarize(evaluation.run(bot, load_questions(path)))
-    with monkeypatch.context() as patched:
-        patched.setattr(grounding, "could_answer", lambda *_: True)
-        records = replay.record(bot, [path])
+    records = replay.record(bot, [path], ask_all=True)
     assert all("reply" in r for r in records)
     assert any(not grounding.could_answer(r["asked"], r["sentences"], r["passages"]) for r in records)
     again = replay.rescore(records)[str(path)]["all"]
