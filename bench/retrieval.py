@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -271,6 +272,16 @@ class CachedEmbedder:
         return np.stack([self.cache[t] for t in texts])
 
 
+def first_hit(found: list[Passage], q: Question) -> float:
+    """The rank (from 0) of the first answer-bearing passage of `found`; infinity when none bears it."""
+    return next((i for i, passage in enumerate(found) if hit_at([passage], q)), math.inf)
+
+
+def hits_at(first: dict[str, float], ids: set[str], ks: tuple[int, ...]) -> dict[int, int]:
+    """For each k, how many of the questions `ids` have an answer-bearing passage among the first k."""
+    return {k: sum(first[i] < k for i in ids if i in first) for k in ks}
+
+
 def query_of(q: Question) -> str:
     return standalone_query(q.question, [(turn, "") for turn in q.conversation[:-1]])
 
@@ -335,9 +346,13 @@ def main() -> None:
     parser.add_argument("--title-vectors", action="store_true",
                         help="also measure the dense search with each passage's vector moved toward its "
                              "headline's (titled:0.25, titled:0.5, titled:1.0)")
+    parser.add_argument("--ks", default=",".join(map(str, KS)),
+                        help="the k of hit@k, comma-separated (default: %(default)s); a larger k reads "
+                             "what any final ranking of that many passages could at best find")
     parser.add_argument("--indexed-only", action="store_true",
                         help="skip questions none of whose sources is in the index (for a partial index)")
     args = parser.parse_args()
+    ks = tuple(sorted(int(k) for k in args.ks.split(",")))
     available = methods()
     if args.hyde is not None:
         available.update(rewritten(hyde_writer(args.hyde)))
@@ -373,24 +388,25 @@ def main() -> None:
         for part, ids in parts.items():
             sizes[part] = len(ids & {q.id for q in questions})
         for method in chosen:
-            first: dict[str, int] = {}  # question id -> rank of the first answer-bearing passage (99: none)
+            first: dict[str, float] = {}  # question id -> rank of the first answer-bearing passage (inf: none)
             for q in questions:
                 if set_name == "news" or not args.news_index:
                     embedder.cache.pop(query_of(q), None)  # the latency includes embedding the query
                 started = time.perf_counter()
-                found = available[method](store, query_of(q), max(KS))
+                found = available[method](store, query_of(q), max(ks))
                 if set_name == "news" or not args.news_index:
                     latency[method].append(time.perf_counter() - started)
-                first[q.id] = next((i for i in range(len(found)) if hit_at(found[i:i + 1], q)), 99)
+                first[q.id] = first_hit(found, q)
             for part, ids in parts.items():
-                counts = {k: sum(first[i] < k for i in ids if i in first) for k in KS}
+                counts = hits_at(first, ids, ks)
                 hits.setdefault(part, {})[method] = counts
-                print(f"{part:<14} {method:<22} " + "  ".join(f"@{k} {counts[k]:3d}" for k in KS), flush=True)
+                print(f"{part:<14} {method:<22} " + "  ".join(f"@{k} {counts[k]:3d}" for k in ks), flush=True)
 
-    print("\nhit@4 / @6 / @10 / @20 (questions with an answer-bearing passage among the first k)")
+    print("\n" + " / ".join(f"@{k}" for k in ks).replace("@", "hit@", 1)
+          + " (questions with an answer-bearing passage among the first k)")
     print(f"{'method':<22}" + "".join(f"{s} (of {n})".rjust(24) for s, n in sizes.items()))
     for method in chosen:
-        row = "".join(" / ".join(str(hits[s][method][k]) for k in KS).rjust(24) for s in sizes)
+        row = "".join(" / ".join(str(hits[s][method][k]) for k in ks).rjust(24) for s in sizes)
         print(f"{method:<22}{row}")
     print("\nsearch latency per question, ms (p50 / p95)")
     for method in chosen:

@@ -66,9 +66,7 @@ def test_an_article_s_share_of_the_question_is_its_rare_words_more_than_its_comm
 
 def test_the_benchmark_s_sentence_vectors_find_a_passage_by_one_sentence_and_are_kept(tmp_path):
     """bench/retrieval.py --sentence-vectors: sentence-level dense search, measured there (bench/RESULTS.md)."""
-    spec = importlib.util.spec_from_file_location("bench_retrieval", ROOT / "bench" / "retrieval.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _bench()
     embedder = HashEmbedder()
     store = indexed_store(tmp_path, embedder, ARTICLES)
     vectors = bench.SentenceVectors(store, tmp_path / "cache")
@@ -80,6 +78,30 @@ def test_the_benchmark_s_sentence_vectors_find_a_passage_by_one_sentence_and_are
     before = embedder.embedded
     again = bench.SentenceVectors(store, tmp_path / "cache")  # the vectors come from the cache, not the embedder
     assert again.sentences == vectors.sentences and embedder.embedded == before
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_retrieval", ROOT / "bench" / "retrieval.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_benchmark_counts_a_question_nothing_answers_as_a_miss_at_any_depth():
+    """hit@k at k of 100 and more (`bench/retrieval.py --ks`) reads a pool's ceiling: a question whose
+    evidence no passage found bears is a miss there too, not a hit at the rank standing for "none"."""
+    from qa.evaluation import Question
+
+    def passage(n: int, text: str) -> Passage:
+        return Passage(f"d{n}:0", f"d{n}", f"/a/{n}.txt", "t", None, text, 0, len(text))
+
+    bench = _bench()
+    question = Question("q", "Where?", (), ("Peru",), (), ("in Peru",), ("7.txt",), True)
+    found = [passage(n, "a city found in Peru" if n == 7 else "nothing here") for n in range(150)]
+    assert bench.first_hit(found, question) == 7
+    assert bench.first_hit(found[:7] + found[8:], question) == float("inf")
+    first = {"hit": 7, "miss": bench.first_hit(found[:7], question)}
+    assert bench.hits_at(first, {"hit", "miss"}, (4, 8, 100, 200)) == {4: 0, 8: 1, 100: 1, 200: 1}
 
 
 def test_a_name_no_kept_passage_holds_brings_in_the_best_passage_that_does():
