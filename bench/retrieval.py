@@ -282,6 +282,11 @@ def hits_at(first: dict[str, float], ids: set[str], ks: tuple[int, ...]) -> dict
     return {k: sum(first[i] < k for i in ids if i in first) for k in ks}
 
 
+def depths(text: str) -> tuple[int, ...]:
+    """`--ks`: "4,20,50" -> (4, 20, 50); a ValueError, which argparse reports, for anything else."""
+    return tuple(sorted(int(k) for k in text.split(",")))
+
+
 def query_of(q: Question) -> str:
     return standalone_query(q.question, [(turn, "") for turn in q.conversation[:-1]])
 
@@ -346,13 +351,13 @@ def main() -> None:
     parser.add_argument("--title-vectors", action="store_true",
                         help="also measure the dense search with each passage's vector moved toward its "
                              "headline's (titled:0.25, titled:0.5, titled:1.0)")
-    parser.add_argument("--ks", default=",".join(map(str, KS)),
-                        help="the k of hit@k, comma-separated (default: %(default)s); a larger k reads "
+    parser.add_argument("--ks", type=depths, default=KS, metavar="K,K,...",
+                        help="the k of hit@k, comma-separated (default: 4,6,10,20); a larger k reads "
                              "what any final ranking of that many passages could at best find")
     parser.add_argument("--indexed-only", action="store_true",
                         help="skip questions none of whose sources is in the index (for a partial index)")
     args = parser.parse_args()
-    ks = tuple(sorted(int(k) for k in args.ks.split(",")))
+    ks = args.ks
     available = methods()
     if args.hyde is not None:
         available.update(rewritten(hyde_writer(args.hyde)))
@@ -402,8 +407,7 @@ def main() -> None:
                 hits.setdefault(part, {})[method] = counts
                 print(f"{part:<14} {method:<22} " + "  ".join(f"@{k} {counts[k]:3d}" for k in ks), flush=True)
 
-    print("\n" + " / ".join(f"@{k}" for k in ks).replace("@", "hit@", 1)
-          + " (questions with an answer-bearing passage among the first k)")
+    print("\nhit" + " / ".join(f"@{k}" for k in ks) + " (questions with an answer-bearing passage among the first k)")
     print(f"{'method':<22}" + "".join(f"{s} (of {n})".rjust(24) for s, n in sizes.items()))
     for method in chosen:
         row = "".join(" / ".join(str(hits[s][method][k]) for k in ks).rjust(24) for s in sizes)
